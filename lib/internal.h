@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal interfaces of libwritevv. Internal functions return negative errno. */
+#ifndef WRITEVV_INTERNAL_H
+#define WRITEVV_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Per-call result bookkeeping shared by the engines. */
+struct wvv_call {
+	const int *fds;
+	int fdcnt;
+	const struct iovec *iov; /* caller's vector, zero-length entries included */
+	int iovcnt;
+	size_t total;            /* sum of iov lengths */
+	size_t *returns;         /* never NULL inside the library */
+	int *errors;             /* never NULL inside the library */
+};
+
+/* validate.c: call-level argument checks; 0 or -errno. */
+int wvv_validate(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
+		 size_t *total);
+
+/* iov_cursor.c: walking a byte offset through an iovec array. */
+struct wvv_iov_slice {
+	int first;          /* index of the first iovec with data at the offset */
+	size_t first_skip;  /* bytes to skip in that iovec */
+};
+/* Locate byte offset 'off' in iov; zero-length entries are skipped. */
+struct wvv_iov_slice wvv_iov_locate(const struct iovec *iov, int iovcnt, size_t off);
+/*
+ * Fill out[0..max) with the iovecs covering [off, off + len) of iov,
+ * dropping zero-length entries. Returns the number of entries written; the
+ * bytes covered may be fewer than len when max entries are not enough.
+ * *covered receives the bytes covered.
+ */
+int wvv_iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len,
+		  struct iovec *out, int max, size_t *covered);
+
+/* engine_userland.c */
+/* writev(fd, iov from byte 'off') as one writev would do it; no SIGPIPE.
+ * Returns bytes written (>= 0) or -errno. */
+ssize_t wvv_write_one(int fd, const struct iovec *iov, int iovcnt, size_t off,
+		      size_t total);
+/* Finish target i given 'done' bytes already delivered: store returns/errors. */
+void wvv_finish_target(struct wvv_call *c, int i, size_t done);
+/* Set the result of target i from a writev-like result (bytes or -errno). */
+void wvv_set_result(struct wvv_call *c, int i, ssize_t r);
+void wvv_userland_run(struct wvv_call *c);
+
+/* engine_kernel.c */
+int wvv_kernel_available(void);      /* 0 if usable, else -errno */
+const char *wvv_kernel_reason(void);
+/* Run the call through the BPF engine; targets it cannot serve are written
+ * in userland in the same call. Returns 0, or -errno if the engine could not
+ * start (then nothing was written). */
+int wvv_kernel_run(struct wvv_call *c);
+
+#endif

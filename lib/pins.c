@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: MIT */
+typedef int wvv_pins_placeholder;

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writevv - write one buffer to many file descriptors in one call.
+ *
+ * The effect of writevv(fds, fdcnt, iov, iovcnt, returns, errors) is that of
+ * calling writev(fds[i], iov, iovcnt) for i = 0 .. fdcnt-1 in turn.
+ * See writevv(3).
+ */
+#ifndef WRITEVV_H
+#define WRITEVV_H
+
+#include <stddef.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WRITEVV_VERSION_MAJOR 0
+#define WRITEVV_VERSION_MINOR 1
+#define WRITEVV_VERSION_PATCH 0
+
+/*
+ * Write iov[0..iovcnt) to each of fds[0..fdcnt).
+ *
+ * returns[i] receives what writev(fds[i], iov, iovcnt) would have returned
+ * ((size_t)-1 on error) and errors[i] its errno (0 on success).  Either
+ * array may be NULL when the caller does not want it.
+ *
+ * Returns the number of descriptors that took the entire data, or -1 with
+ * errno set for call-level errors only:
+ *   EINVAL  fdcnt < 0, iovcnt < 0, iovcnt > IOV_MAX, or the total length
+ *           exceeds SSIZE_MAX
+ *   EFAULT  fds or iov is NULL with a non-zero count
+ *   ENOMEM  the library could not allocate its per-call state
+ *
+ * Never raises SIGPIPE: a dead peer shows up as EPIPE in errors[i].
+ */
+int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
+	    size_t *returns, int *errors);
+
+/* writevv_control() operations */
+#define WRITEVV_GETMODE 1 /* *val <- the engine really in use */
+#define WRITEVV_SETMODE 2 /* select *val as the process-wide mode */
+
+/* Modes */
+#define WRITEVV_MODE_DEFAULT  0 /* pick per call the fastest correct engine */
+#define WRITEVV_MODE_KERNEL   1 /* the BPF sk_msg fan-out engine */
+#define WRITEVV_MODE_USERLAND 2 /* a plain writev loop */
+
+/*
+ * WRITEVV_GETMODE stores the engine that calls will really use:
+ * WRITEVV_MODE_KERNEL or WRITEVV_MODE_USERLAND (never DEFAULT).
+ * WRITEVV_SETMODE selects a mode; the initial mode comes from the
+ * environment variable WRITEVV_MODE ("default", "kernel", "userland").
+ *
+ * Returns 0, or -1 with errno:
+ *   EINVAL  unknown op or mode, or val is NULL
+ *   ENOENT  kernel mode asked for but the BPF program is not loaded
+ *           (run `writevv-loader load`)
+ *   EACCES  kernel mode asked for but the pinned objects are not accessible
+ *   EPROTO  kernel mode asked for but the pinned objects belong to another
+ *           version of writevv
+ */
+int writevv_control(int op, int *val);
+
+/* Human-readable reason why the kernel engine is unavailable ("" if it is). */
+const char *writevv_kernel_status(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WRITEVV_H */
