@@ -23,8 +23,22 @@
  */
 #define WVV_FRAME_BYTES_MAX (16u * 4096u)
 
-/* Default pinned layout and sizes (the loader can change slots/targets). */
+/*
+ * Pinned layout under the pin directory (default below, or $WRITEVV_PIN_DIR):
+ *   prog            the SK_MSG program, attached to wvv_ctl
+ *   wvv_ctl wvv_targets wvv_rings wvv_slot_state wvv_stats wvv_config
+ *   rings/<slot>    the status ring buffer of each slot (inner maps of wvv_rings)
+ * Sizes: the loader can change slots and targets.
+ */
 #define WVV_PIN_DIR_DEFAULT "/sys/fs/bpf/writevv"
+#define WVV_PIN_PROG "prog"
+#define WVV_PIN_CTL "wvv_ctl"
+#define WVV_PIN_TARGETS "wvv_targets"
+#define WVV_PIN_RINGS "wvv_rings"
+#define WVV_PIN_SLOT_STATE "wvv_slot_state"
+#define WVV_PIN_STATS "wvv_stats"
+#define WVV_PIN_CONFIG "wvv_config"
+#define WVV_PIN_RING_DIR "rings"
 #define WVV_SLOTS_DEFAULT 128          /* concurrent control sockets */
 #define WVV_TARGETS_DEFAULT 65536      /* registered target sockets */
 #define WVV_RING_BYTES (256u * 1024u)  /* status ring per slot */
