@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WRITEVV_PINS_H
+#define WRITEVV_PINS_H
+
+#include <stddef.h>
+#include "writevv_frame.h"
+
+struct wvv_pins {
+	int ctl_fd;
+	int targets_fd;
+	int slot_state_fd;
+	struct wvv_config cfg;
+};
+
+const char *wvv_pin_dir(void);
+int wvv_pin_open(const char *dir, const char *name);
+/* Open the pinned maps and check the ABI; on failure 'why' says why. */
+int wvv_pins_open(struct wvv_pins *p, char *why, size_t whylen);
+void wvv_pins_close(struct wvv_pins *p);
+int wvv_pin_open_ring(unsigned int slot);
+
+#endif

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Test helpers: loopback TCP targets with receivers that check every byte. */
+#ifndef WRITEVV_TEST_HELPERS_H
+#define WRITEVV_TEST_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* A set of connected loopback TCP pairs: tx[i] is what writevv writes to,
+ * rx[i] is the receiving end, drained by a background thread. */
+struct tcp_fleet {
+	int n;
+	int *tx;
+	int *rx;
+	unsigned char **got; /* bytes received per target */
+	size_t *got_len, *got_cap;
+	int *rx_closed;
+	void *priv;
+};
+
+/* Raise RLIMIT_NOFILE to at least 'need' (fails the test if impossible). */
+void raise_nofile(unsigned long need);
+int fleet_open(struct tcp_fleet *f, int n, int nodelay);
+void fleet_close(struct tcp_fleet *f);
+/* Start/stop the receiving thread (started by fleet_open). */
+void fleet_pause(struct tcp_fleet *f);
+void fleet_resume(struct tcp_fleet *f);
+/* Wait until target i has received at least len bytes (timeout ms). 0 ok. */
+int fleet_wait(struct tcp_fleet *f, int i, size_t len, int timeout_ms);
+/* Forget what was received so far (all targets). */
+void fleet_reset(struct tcp_fleet *f);
+
+/* The pattern of call 'call': byte k. */
+unsigned char pattern_byte(unsigned call, size_t k);
+void pattern_fill(unsigned char *buf, size_t len, unsigned call, size_t start);
+/* Check buf[0..len) against the pattern from offset 'start'. */
+int pattern_check(const unsigned char *buf, size_t len, unsigned call, size_t start);
+
+/* Set the writevv mode or fail the test. */
+void must_set_mode(int mode);
+/* Path of the loader binary (WRITEVV_LOADER env, set by ctest). */
+const char *loader_path(void);
+int run_loader(const char *verb);
+
+#endif
+
+/* Sum over CPUs of the program's counters (pinned wvv_stats). 0 or -errno. */
+struct wvv_stats;
+int read_bpf_stats(struct wvv_stats *out);
+
+/*
+ * Write 'total' bytes of pattern 'call' split into iovecs of the given
+ * lengths (zero allowed) to fleet targets idx[0..n) with writevv, check the
+ * results and the bytes each receiver got (in order, appended to what it
+ * already had at 'base'). Fails the test on any difference.
+ */
+void fanout_check(struct tcp_fleet *f, const int *idx, int n, const size_t *lens, int nlens,
+		  unsigned call);
