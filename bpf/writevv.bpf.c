@@ -17,6 +17,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #include "writevv_frame.h"
 
@@ -119,6 +120,19 @@ static __always_inline bool sk_writable(struct sock *sk)
 }
 
 
+/* remote_port is a be16 that kernels since 5.x hand over in the upper half
+ * of the word (older ones in the lower half): accept either. */
+static __always_inline bool is_slot_owner(const struct wvv_slot_state *st,
+					  const struct sk_msg_md *msg)
+{
+	__u32 rp = msg->remote_port;
+
+	if (st->local_port != msg->local_port)
+		return false;
+	return st->remote_port == bpf_ntohs((__u16)(rp >> 16)) ||
+	       st->remote_port == bpf_ntohs((__u16)(rp & 0xffff));
+}
+
 SEC("sk_msg")
 int writevv_fanout(struct sk_msg_md *msg)
 {
@@ -150,7 +164,7 @@ int writevv_fanout(struct sk_msg_md *msg)
 	/* sk_msg programs cannot release socket references, so the slot's
 	 * owner is recognised by its control connection's ports, which the
 	 * library stores when it claims the slot. */
-	if (st->local_port != msg->local_port || st->remote_port != msg->remote_port)
+	if (!is_slot_owner(st, msg))
 		goto bad_unrecorded;
 
 	if (st->call_id != hdr.call_id || st->batch != hdr.batch) {

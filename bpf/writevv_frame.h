@@ -82,8 +82,7 @@ struct wvv_record {
 };
 
 /* Per-slot state. The library writes the ports of its control connection
- * when it claims the slot (as sk_msg_md shows them: local_port in host
- * order, remote_port in network order); the program keeps the rest, reset
+ * (host order) when it claims the slot; the program keeps the rest, reset
  * at each new (call, batch). */
 struct wvv_slot_state {
 	__u64 call_id;

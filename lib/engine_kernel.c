@@ -213,7 +213,7 @@ static int control_pair(int *ctl, int *peer, uint16_t *lport, uint16_t *rport)
 	p = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (p < 0)
 		goto fail;
-	*rport = a.sin_port; /* network order, as sk_msg_md shows it */
+	*rport = ntohs(a.sin_port);
 	alen = sizeof(a);
 	if (getsockname(c, (struct sockaddr *)&a, &alen))
 		goto fail;
@@ -329,6 +329,42 @@ static void drain_peer(struct wvv_thread *t)
 
 /* ---- one call ------------------------------------------------------------ */
 
+/* Open-addressing set of cookies, to cut segments without repeats. */
+struct cookie_set {
+	uint64_t *v;
+	size_t mask;
+};
+
+static int cookie_set_init(struct cookie_set *s, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * n)
+		cap <<= 1;
+	s->v = calloc(cap, sizeof(*s->v));
+	s->mask = cap - 1;
+	return s->v ? 0 : -ENOMEM;
+}
+
+/* Insert; returns 1 if it was already there. Cookies are never 0. */
+static int cookie_set_add(struct cookie_set *s, uint64_t c)
+{
+	size_t h = (size_t)(c * 0x9e3779b97f4a7c15ull) & s->mask;
+
+	while (s->v[h]) {
+		if (s->v[h] == c)
+			return 1;
+		h = (h + 1) & s->mask;
+	}
+	s->v[h] = c;
+	return 0;
+}
+
+static void cookie_set_clear(struct cookie_set *s)
+{
+	memset(s->v, 0, (s->mask + 1) * sizeof(*s->v));
+}
+
 struct frame {
 	size_t off, len;
 	int iov_first, iov_cnt; /* into the call's slice pool */
@@ -339,6 +375,7 @@ struct target {
 	uint64_t cookie;
 	size_t done;    /* payload bytes delivered so far */
 	int finished;   /* result stored */
+	int deferred;   /* written in user space at the end of its segment */
 };
 
 struct call_state {
@@ -356,6 +393,8 @@ struct call_state {
 	int *msg_target;
 	uint32_t batch;
 	int call_started;
+	int revalidated; /* the segment's cached cookies were re-checked */
+	struct cookie_set *set;
 	int refused;    /* some payload went to the control peer */
 	int engine_gone;
 };
@@ -476,6 +515,42 @@ static void resolve_refused(struct call_state *cs, struct target *seg, int nseg,
 	finish(cs, g);
 }
 
+/*
+ * A stale cached cookie was found at seg[x]: fd numbers were reused since
+ * they were registered. Re-check the rest of the segment now (one getsockopt
+ * each) rather than discover them one refused batch at a time. A target
+ * that now turns out to share its socket with an earlier one of the segment
+ * is deferred to the segment's end, which keeps each socket's bytes in
+ * index order.
+ */
+static void revalidate(struct call_state *cs, struct target *seg, int nseg, int x)
+{
+	int y;
+
+	if (cs->revalidated)
+		return;
+	cs->revalidated = 1;
+	for (y = x + 1; y < nseg; y++) {
+		struct target *g = &seg[y];
+		int fd = cs->c->fds[g->index];
+		uint64_t now = 0;
+		socklen_t len = sizeof(now);
+
+		if (g->finished)
+			continue;
+		if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &now, &len) == 0 && now == g->cookie)
+			continue;
+		wvv_registry_forget(fd);
+		if (wvv_registry_get(fd, pins.targets_fd, cs->t->gen, &g->cookie) != WVV_TK_BPF)
+			g->deferred = 1;
+	}
+	cookie_set_clear(cs->set);
+	for (y = 0; y < nseg; y++)
+		if (!seg[y].deferred && cookie_set_add(cs->set, seg[y].cookie))
+			seg[y].deferred = 1;
+	cookie_set_clear(cs->set);
+}
+
 /* Wait until the control socket can take more (after draining the peer). */
 static int wait_ctl(struct call_state *cs)
 {
@@ -512,7 +587,7 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 		for (i = q; i < nseg && k < WVV_BATCH_MAX; i++) {
 			struct target *g = &seg[i];
 
-			if (g->finished || g->done != f->off)
+			if (g->finished || g->deferred || g->done != f->off)
 				continue;
 			cs->msg_target[k] = i;
 			fill_msg(cs, k, g, f, stride);
@@ -551,6 +626,8 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 					return -ENODEV;
 				}
 				resolve_refused(cs, seg, nseg, g, rec ? rec->verdict : 0);
+				if (rec && rec->verdict == WVV_V_STALE_FD)
+					revalidate(cs, seg, nseg, cs->msg_target[j]);
 				/* The program refused the rest of this batch too. */
 				break;
 			}
@@ -632,42 +709,6 @@ static int grow_batch_buffers(struct call_state *cs)
 	return 0;
 }
 
-/* Open-addressing set of cookies, to cut segments without repeats. */
-struct cookie_set {
-	uint64_t *v;
-	size_t mask;
-};
-
-static int cookie_set_init(struct cookie_set *s, size_t n)
-{
-	size_t cap = 16;
-
-	while (cap < 2 * n)
-		cap <<= 1;
-	s->v = calloc(cap, sizeof(*s->v));
-	s->mask = cap - 1;
-	return s->v ? 0 : -ENOMEM;
-}
-
-/* Insert; returns 1 if it was already there. Cookies are never 0. */
-static int cookie_set_add(struct cookie_set *s, uint64_t c)
-{
-	size_t h = (size_t)(c * 0x9e3779b97f4a7c15ull) & s->mask;
-
-	while (s->v[h]) {
-		if (s->v[h] == c)
-			return 1;
-		h = (h + 1) & s->mask;
-	}
-	s->v[h] = c;
-	return 0;
-}
-
-static void cookie_set_clear(struct cookie_set *s)
-{
-	memset(s->v, 0, (s->mask + 1) * sizeof(*s->v));
-}
-
 int wvv_kernel_run(struct wvv_call *c)
 {
 	struct call_state cs;
@@ -700,7 +741,9 @@ int wvv_kernel_run(struct wvv_call *c)
 	}
 	if (cookie_set_init(&set, (size_t)cs.ntg))
 		goto out;
+	cs.set = &set;
 
+	err = 0;
 	/* From here on bytes may reach targets: every target gets its result
 	 * from this call, in user space if the engine fails half way. */
 	for (start = 0; start < cs.ntg;) {
@@ -709,6 +752,7 @@ int wvv_kernel_run(struct wvv_call *c)
 		while (end < cs.ntg && !cookie_set_add(&set, cs.tg[end].cookie))
 			end++;
 		cookie_set_clear(&set);
+		cs.revalidated = 0;
 		for (r = 0; r < cs.nframes && !err; r++)
 			err = run_round(&cs, cs.tg + start, end - start, r);
 		for (i = start; i < end; i++)

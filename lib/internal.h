@@ -9,6 +9,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/* Only the calls of writevv.h are exported from the shared library. */
+#define WVV_EXPORT __attribute__((visibility("default")))
+
 /* Per-call result bookkeeping shared by the engines. */
 struct wvv_call {
 	const int *fds;

@@ -51,7 +51,7 @@ static int effective_engine(void)
 	}
 }
 
-int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
+WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 	    size_t *returns, int *errors)
 {
 	struct wvv_call c;
@@ -98,7 +98,7 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 	return full;
 }
 
-int writevv_control(int op, int *val)
+WVV_EXPORT int writevv_control(int op, int *val)
 {
 	int err;
 
@@ -133,7 +133,7 @@ int writevv_control(int op, int *val)
 	}
 }
 
-const char *writevv_kernel_status(void)
+WVV_EXPORT const char *writevv_kernel_status(void)
 {
 	return wvv_kernel_available() == 0 ? "" : wvv_kernel_reason();
 }

@@ -359,3 +359,18 @@ void fanout_check(struct tcp_fleet *f, const int *idx, int n, const size_t *lens
 	free(errs);
 	free(times);
 }
+
+void fleet_stop_reading(struct tcp_fleet *f, int i)
+{
+	struct fleet_priv *p = f->priv;
+
+	epoll_ctl(p->epfd, EPOLL_CTL_DEL, f->rx[i], NULL);
+}
+
+void fleet_start_reading(struct tcp_fleet *f, int i)
+{
+	struct fleet_priv *p = f->priv;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i };
+
+	epoll_ctl(p->epfd, EPOLL_CTL_ADD, f->rx[i], &ev);
+}

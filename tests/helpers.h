@@ -57,3 +57,6 @@ int read_bpf_stats(struct wvv_stats *out);
  */
 void fanout_check(struct tcp_fleet *f, const int *idx, int n, const size_t *lens, int nlens,
 		  unsigned call);
+/* Stop / restart draining one receiver (its bytes then pile up). */
+void fleet_stop_reading(struct tcp_fleet *f, int i);
+void fleet_start_reading(struct tcp_fleet *f, int i);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine, build writevv, then either run the
+# fan-out demo (`demo`) or the whole test suite (`test`). Needs root: it
+# installs packages, mounts bpffs and loads the BPF program.
+set -euo pipefail
+
+what=${1:-test}
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$here/build}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "quickstart: run as root (sudo $0 $what): it installs packages and loads BPF" >&2
+	exit 1
+fi
+
+packages=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+	libcmocka-dev liburing-dev iproute2 procps ffmpeg curl gnuplot-nox)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "quickstart: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf
+fi
+
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+case "$what" in
+demo)
+	"$build/writevv-loader" load
+	"$build/writevv-demo" --targets 1000
+	;;
+test)
+	ctest --test-dir "$build" --output-on-failure --timeout 600
+	;;
+*)
+	echo "usage: $0 demo|test" >&2
+	exit 2
+	;;
+esac
