@@ -52,6 +52,13 @@ ssize_t wvv_write_one(int fd, const struct iovec *iov, int iovcnt, size_t off,
 	ssize_t r;
 	int n;
 
+	if (off >= total) {
+		/* writev of nothing returns 0 before the socket layer looks at
+		 * the socket; sendmsg would report its errors. Nothing can
+		 * raise SIGPIPE here. */
+		r = writev(fd, iov, iovcnt);
+		return r < 0 ? -errno : 0;
+	}
 	if (off == 0) {
 		n = iovcnt;
 	} else {

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Differential test: random descriptor sets, iovec shapes and failures go
+ * through writevv (kernel mode) and, on an identical twin set, through the
+ * plain writev loop. Returns, errors and received bytes must be identical.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "writevv.h"
+
+enum kind { K_TCP, K_TCP_RESET, K_PIPE, K_DEAD_PIPE, K_FILE, K_BAD, K_UNIX, K_KINDS };
+
+#define POOL 24 /* twins of each kind */
+
+struct twin_set {
+	struct tcp_fleet tcp;      /* POOL ok + POOL reset targets */
+	int pipe_w[POOL], pipe_r[POOL], dead[POOL], file[POOL], unix_w[POOL], unix_r[POOL];
+};
+
+static void open_set(struct twin_set *s)
+{
+	int i;
+
+	fleet_open(&s->tcp, 2 * POOL, 1);
+	for (i = 0; i < POOL; i++) {
+		int p[2], u[2], d[2];
+		char path[] = "/tmp/writevv-diff-XXXXXX";
+		struct linger lg = { 1, 0 };
+
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
+		s->pipe_w[i] = p[1];
+		s->pipe_r[i] = p[0];
+		assert_int_equal(pipe(d), 0);
+		close(d[0]);
+		s->dead[i] = d[1];
+		s->file[i] = mkstemp(path);
+		unlink(path);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, u), 0);
+		setsockopt(u[0], SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
+		setsockopt(u[1], SOL_SOCKET, SO_RCVBUF, &(int){ 4 << 20 }, sizeof(int));
+		fcntl(u[1], F_SETFL, O_NONBLOCK);
+		s->unix_w[i] = u[0];
+		s->unix_r[i] = u[1];
+		/* TCP targets POOL..2*POOL-1: the peer resets. */
+		fleet_stop_reading(&s->tcp, POOL + i);
+		setsockopt(s->tcp.rx[POOL + i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(s->tcp.rx[POOL + i]);
+		s->tcp.rx[POOL + i] = -1;
+	}
+	usleep(20000);
+}
+
+static int fd_of(struct twin_set *s, enum kind k, int i)
+{
+	switch (k) {
+	case K_TCP: return s->tcp.tx[i];
+	case K_TCP_RESET: return s->tcp.tx[POOL + i];
+	case K_PIPE: return s->pipe_w[i];
+	case K_DEAD_PIPE: return s->dead[i];
+	case K_FILE: return s->file[i];
+	case K_UNIX: return s->unix_w[i];
+	default: return 1000000 + i; /* never open */
+	}
+}
+
+/* What the plain loop does: writev on each fd in turn (SIGPIPE ignored). */
+static int writev_loop(const int *fds, int n, const struct iovec *iov, int iovcnt, size_t *rets,
+		       int *errs)
+{
+	int i, full = 0;
+	size_t total = 0;
+
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	for (i = 0; i < n; i++) {
+		ssize_t r = writev(fds[i], iov, iovcnt);
+
+		rets[i] = r < 0 ? (size_t)-1 : (size_t)r;
+		errs[i] = r < 0 ? errno : 0;
+		full += r >= 0 && (size_t)r == total;
+	}
+	return full;
+}
+
+static void drain_into(int fd, unsigned char **buf, size_t *len)
+{
+	unsigned char tmp[65536];
+	ssize_t r;
+
+	while ((r = read(fd, tmp, sizeof(tmp))) > 0) {
+		*buf = realloc(*buf, *len + (size_t)r);
+		memcpy(*buf + *len, tmp, (size_t)r);
+		*len += (size_t)r;
+	}
+}
+
+static void compare_fd_bytes(int a, int b)
+{
+	unsigned char *ba = NULL, *bb = NULL;
+	size_t la = 0, lb = 0;
+
+	drain_into(a, &ba, &la);
+	drain_into(b, &bb, &lb);
+	assert_int_equal(la, lb);
+	if (la)
+		assert_memory_equal(ba, bb, la);
+	free(ba);
+	free(bb);
+}
+
+static void test_differential(void **state)
+{
+	struct twin_set A, B;
+	unsigned seed = 12345;
+	int iter, i;
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN); /* for the reference loop only */
+	must_set_mode(WRITEVV_MODE_KERNEL);
+	open_set(&A);
+	open_set(&B);
+	for (iter = 0; iter < 150; iter++) {
+		int n = 1 + (int)(rand_r(&seed) % 40), niov = 1 + (int)(rand_r(&seed) % 12), r1, r2;
+		int fa[64], fb[64], ea[64], eb[64];
+		size_t ra[64], rb[64], total = 0;
+		struct iovec iov[IOV_MAX];
+		unsigned char *buf;
+
+		if (rand_r(&seed) % 10 == 0)
+			niov = 1 + (int)(rand_r(&seed) % IOV_MAX);
+		for (i = 0; i < niov; i++) {
+			unsigned x = rand_r(&seed) % 100;
+
+			iov[i].iov_len = x < 15 ? 0 : x < 70 ? rand_r(&seed) % 2000
+					     : x < 95 ? rand_r(&seed) % 70000 : rand_r(&seed) % 300000;
+			if (niov > 64)
+				iov[i].iov_len %= 300;
+			total += iov[i].iov_len;
+		}
+		buf = malloc(total + 1);
+		pattern_fill(buf, total, (unsigned)iter, 0);
+		for (i = 0, total = 0; i < niov; i++) {
+			iov[i].iov_base = buf + total;
+			total += iov[i].iov_len;
+		}
+		for (i = 0; i < n; i++) {
+			enum kind k = (enum kind)(rand_r(&seed) % K_KINDS);
+			int t = (int)(rand_r(&seed) % POOL);
+
+			if (i > 0 && rand_r(&seed) % 8 == 0) { /* the same fd again */
+				int j = (int)(rand_r(&seed) % (unsigned)i);
+
+				fa[i] = fa[j];
+				fb[i] = fb[j];
+				continue;
+			}
+			fa[i] = fd_of(&A, k, t);
+			fb[i] = fd_of(&B, k, t);
+		}
+		r1 = writevv(fa, n, iov, niov, ra, ea);
+		r2 = writev_loop(fb, n, iov, niov, rb, eb);
+		for (i = 0; i < n; i++) {
+			if (ra[i] != rb[i] || ea[i] != eb[i]) {
+				fprintf(stderr, "iter %d target %d (fd %d): writevv %zd/%d, writev %zd/%d\n",
+					iter, i, fa[i], (ssize_t)ra[i], ea[i], (ssize_t)rb[i], eb[i]);
+				fail();
+			}
+		}
+		assert_int_equal(r1, r2);
+		for (i = 0; i < POOL; i++) {
+			compare_fd_bytes(A.pipe_r[i], B.pipe_r[i]);
+			compare_fd_bytes(A.unix_r[i], B.unix_r[i]);
+		}
+		free(buf);
+	}
+	for (i = 0; i < POOL; i++) {
+		size_t la, lb;
+		unsigned char *ba, *bb;
+
+		la = (size_t)lseek(A.file[i], 0, SEEK_END);
+		lb = (size_t)lseek(B.file[i], 0, SEEK_END);
+		assert_int_equal(la, lb);
+		ba = malloc(la + 1);
+		bb = malloc(lb + 1);
+		assert_int_equal(pread(A.file[i], ba, la, 0), (ssize_t)la);
+		assert_int_equal(pread(B.file[i], bb, lb, 0), (ssize_t)lb);
+		assert_memory_equal(ba, bb, la);
+		free(ba);
+		free(bb);
+		/* TCP receivers: same byte streams. */
+		usleep(1000);
+	}
+	for (i = 0; i < POOL; i++) {
+		assert_int_equal(fleet_wait(&A.tcp, i, B.tcp.got_len[i], 20000), 0);
+		assert_int_equal(fleet_wait(&B.tcp, i, A.tcp.got_len[i], 20000), 0);
+		assert_int_equal(A.tcp.got_len[i], B.tcp.got_len[i]);
+		if (A.tcp.got_len[i])
+			assert_memory_equal(A.tcp.got[i], B.tcp.got[i], A.tcp.got_len[i]);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_differential),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
