@@ -1,4 +1,604 @@
-/* SPDX-License-Identifier: MIT */
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * writevv-loader: loads the writevv SK_MSG program, sizes and fills its maps,
+ * attaches it to the control sockmap and pins everything under one bpffs
+ * directory (WVV_PIN_DIR_DEFAULT or $WRITEVV_PIN_DIR), where libwritevv finds
+ * it. The directory is built under a temporary sibling name and renamed into
+ * place, so it appears complete or not at all. See writevv-loader(8).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
 #include "writevv.skel.h"
-int main(void) { struct writevv_bpf *s = writevv_bpf__open(); printf("%p\n", (void *)s); writevv_bpf__destroy(s); return 0; }
+
+#define SLOTS_MAX 4096u           /* 4096 x 256 KiB = 1 GiB of status rings */
+#define TARGETS_MAX (1u << 24)
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct opts {
+	const char *cmd;
+	char dir[PATH_MAX];
+	const char *group;
+	unsigned int slots, targets;
+	bool slots_set, targets_set, json, verbose;
+};
+
+static bool verbose;
+
+static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+/* 1: already loaded with our ABI, 0: absent, <0: error (reported). */
+static int check_existing(const struct opts *o)
+{
+	struct wvv_config cfg;
+	struct bpf_map_info info;
+	struct stat st;
+	int fd, err;
+
+	if (lstat(o->dir, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		err = -errno;
+		errmsg("cannot access %s: %s", o->dir, strerror(-err));
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		errmsg("%s exists and is not a directory", o->dir);
+		return -EEXIST;
+	}
+	fd = open_pin(o->dir, WVV_PIN_CONFIG, false);
+	if (fd < 0)
+		return fd;
+	err = read_config(fd, &cfg);
+	close(fd);
+	if (err) {
+		errmsg("cannot read %s/%s: %s", o->dir, WVV_PIN_CONFIG, strerror(-err));
+		return err;
+	}
+	if (cfg.abi_version != WVV_ABI_VERSION) {
+		errmsg("pins at %s belong to writevv ABI v%u, this loader is v%u: run `writevv-loader unload` first",
+		       o->dir, cfg.abi_version, WVV_ABI_VERSION);
+		return -EPROTO;
+	}
+	printf("writevv: already loaded at %s\n", o->dir);
+	if (o->slots_set && o->slots != cfg.slots)
+		printf("writevv-loader: note: loaded with %u slots, --slots %u ignored (unload first to resize)\n",
+		       cfg.slots, o->slots);
+	if (o->targets_set && (fd = open_pin(o->dir, WVV_PIN_TARGETS, true)) >= 0) {
+		if (!map_info(fd, &info) && info.max_entries != o->targets)
+			printf("writevv-loader: note: loaded with %u targets, --targets %u ignored (unload first to resize)\n",
+			       info.max_entries, o->targets);
+		close(fd);
+	}
+	return 1;
+}
+
+struct perms {
+	bool group;
+	gid_t gid;
+};
+
+/* Pin or mkdir result at 'path': set its mode (and group). */
+static int set_perms(const char *path, bool is_dir, const struct perms *p)
+{
+	mode_t mode = is_dir ? (p->group ? 0750 : 0700) : (p->group ? 0660 : 0600);
+
+	if (p->group && chown(path, (uid_t)-1, p->gid)) {
+		int err = -errno;
+
+		errmsg("cannot chown %s to group %u: %s", path, (unsigned int)p->gid, strerror(-err));
+		return err;
+	}
+	if (chmod(path, mode)) {
+		int err = -errno;
+
+		errmsg("cannot chmod %s: %s", path, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int make_dir(const char *path, const struct perms *p)
+{
+	if (mkdir(path, 0700)) {
+		int err = -errno;
+
+		errmsg("cannot create %s: %s", path, strerror(-err));
+		return err;
+	}
+	return set_perms(path, true, p);
+}
+
+static int pin_fd(int fd, const char *dir, const char *name, const struct perms *p)
+{
+	char path[PATH_MAX];
+	int err = join(path, dir, name);
+
+	if (!err && bpf_obj_pin(fd, path))
+		err = -errno;
+	if (err) {
+		errmsg("cannot pin %s/%s: %s", dir, name, strerror(-err));
+		return err;
+	}
+	return set_perms(path, false, p);
+}
+
+/* Warn when group members could not even reach the pin directory. */
+static void check_reachable(const char *dir, gid_t gid, const char *group)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	while ((slash = strrchr(path, '/')) && slash != path) {
+		*slash = '\0';
+		if (stat(path, &st))
+			return;
+		if (!(st.st_mode & S_IXOTH) && !(st.st_gid == gid && (st.st_mode & S_IXGRP)))
+			printf("writevv-loader: warning: %s is mode %04o: members of group %s cannot reach %s\n",
+			       path, (unsigned int)(st.st_mode & 07777), group, dir);
+	}
+}
+
+static int cmd_load(const struct opts *o)
+{
+	struct writevv_bpf *skel = NULL;
+	struct perms perms = { false, 0 };
+	char tmp[PATH_MAX], rings[PATH_MAX], name[32];
+	struct bpf_prog_info pinfo;
+	struct bpf_map_info minfo;
+	__u32 len = sizeof(pinfo), zero = 0, i;
+	struct wvv_config cfg = {
+		.abi_version = WVV_ABI_VERSION,
+		.slots = o->slots,
+		.ring_bytes = WVV_RING_BYTES,
+		.frame_bytes_max = WVV_FRAME_BYTES_MAX,
+	};
+	struct bpf_map *maps[M_NR];
+	bool tmp_made = false;
+	int err, prog_fd, ctl_fd, ring_fd = -1;
+
+	if (!has_privileges(true)) {
+		errmsg("load needs root or CAP_BPF+CAP_NET_ADMIN+CAP_PERFMON");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		errmsg("this kernel has no BTF (/sys/kernel/btf/vmlinux missing): it needs CONFIG_DEBUG_INFO_BTF=y");
+		return -ENOTSUP;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) <= 0) {
+		errmsg("this kernel cannot run BPF_PROG_TYPE_SK_MSG programs (needs CONFIG_BPF_STREAM_PARSER=y)");
+		return -ENOTSUP;
+	}
+	if (o->group) {
+		struct group *g = getgrnam(o->group);
+
+		if (!g) {
+			errmsg("unknown group '%s'", o->group);
+			return -ENOENT;
+		}
+		perms.group = true;
+		perms.gid = g->gr_gid;
+	}
+	err = ensure_bpffs(o->dir);
+	if (err)
+		return err;
+	sweep_stale(o->dir);
+	err = check_existing(o);
+	if (err)
+		return err > 0 ? 0 : err;
+
+	if (snprintf(tmp, sizeof(tmp), "%s-tmp-%ld", o->dir, (long)getpid()) >= (int)sizeof(tmp) ||
+	    join(rings, tmp, WVV_PIN_RING_DIR)) {
+		errmsg("pin directory name too long: %s", o->dir);
+		return -ENAMETOOLONG;
+	}
+
+	skel = writevv_bpf__open();
+	if (!skel) {
+		err = -errno;
+		errmsg("cannot open the BPF object: %s", strerror(-err));
+		return err;
+	}
+	if ((err = bpf_map__set_max_entries(skel->maps.wvv_ctl, o->slots)) ||
+	    (err = bpf_map__set_max_entries(skel->maps.wvv_rings, o->slots)) ||
+	    (err = bpf_map__set_max_entries(skel->maps.wvv_slot_state, o->slots)) ||
+	    (err = bpf_map__set_max_entries(skel->maps.wvv_targets, o->targets))) {
+		errmsg("cannot size the maps: %s", strerror(-err));
+		goto cleanup;
+	}
+	err = writevv_bpf__load(skel);
+	if (err) {
+		errmsg("cannot load the BPF program: %s%s", strerror(-err),
+		       verbose ? "" : " (--verbose shows libbpf's details)");
+		goto cleanup;
+	}
+	prog_fd = bpf_program__fd(skel->progs.writevv_fanout);
+	ctl_fd = bpf_map__fd(skel->maps.wvv_ctl);
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.wvv_config), &zero, &cfg, BPF_ANY)) {
+		err = -errno;
+		errmsg("cannot write wvv_config: %s", strerror(-err));
+		goto cleanup;
+	}
+	if (bpf_prog_attach(prog_fd, ctl_fd, BPF_SK_MSG_VERDICT, 0)) {
+		err = -errno;
+		errmsg("cannot attach the program to wvv_ctl: %s", strerror(-err));
+		goto cleanup;
+	}
+
+	err = make_dir(tmp, &perms);
+	if (err)
+		goto cleanup;
+	tmp_made = true;
+	maps[M_CTL] = skel->maps.wvv_ctl;
+	maps[M_TARGETS] = skel->maps.wvv_targets;
+	maps[M_RINGS] = skel->maps.wvv_rings;
+	maps[M_SLOT_STATE] = skel->maps.wvv_slot_state;
+	maps[M_STATS] = skel->maps.wvv_stats;
+	maps[M_CONFIG] = skel->maps.wvv_config;
+	err = pin_fd(prog_fd, tmp, WVV_PIN_PROG, &perms);
+	for (i = 0; !err && i < ARRAY_SIZE(maps); i++)
+		err = pin_fd(bpf_map__fd(maps[i]), tmp, map_pins[i], &perms);
+	if (!err)
+		err = make_dir(rings, &perms);
+	if (err)
+		goto cleanup;
+
+	for (i = 0; i < o->slots; i++) {
+		ring_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "wvv_ring", 0, 0, WVV_RING_BYTES, NULL);
+		if (ring_fd < 0) {
+			err = -errno;
+			errmsg("cannot create status ring %u of %u: %s", i, o->slots, strerror(-err));
+			goto cleanup;
+		}
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.wvv_rings), &i, &ring_fd, BPF_ANY)) {
+			err = -errno;
+			errmsg("cannot store status ring %u in wvv_rings: %s", i, strerror(-err));
+			goto cleanup;
+		}
+		snprintf(name, sizeof(name), "%u", i);
+		err = pin_fd(ring_fd, rings, name, &perms);
+		if (err)
+			goto cleanup;
+		close(ring_fd);
+		ring_fd = -1;
+	}
+
+	/* Publish: the directory appears complete or not at all. */
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, o->dir, RENAME_NOREPLACE) &&
+	    (errno != EINVAL || rename(tmp, o->dir))) {
+		err = -errno;
+		if (err == -EEXIST || err == -ENOTEMPTY) {
+			/* Another loader won the race: judge its pins instead. */
+			rm_tree(tmp, 1);
+			tmp_made = false;
+			err = check_existing(o);
+			err = err > 0 ? 0 : err ? err : -EAGAIN;
+			if (err == -EAGAIN)
+				errmsg("%s appeared and vanished while loading: try again", o->dir);
+		} else {
+			errmsg("cannot rename %s to %s: %s", tmp, o->dir, strerror(-err));
+		}
+		goto cleanup;
+	}
+	tmp_made = false;
+
+	memset(&pinfo, 0, sizeof(pinfo));
+	bpf_obj_get_info_by_fd(prog_fd, &pinfo, &len);
+	printf("writevv: loaded at %s (ABI v%u)\n", o->dir, WVV_ABI_VERSION);
+	printf("  prog   %s id %u, attached to %s\n", pinfo.name, pinfo.id, WVV_PIN_CTL);
+	printf("  maps  ");
+	for (i = 0; i < ARRAY_SIZE(maps); i++)
+		if (!map_info(bpf_map__fd(maps[i]), &minfo))
+			printf(" %s id %u%s", map_pins[i], minfo.id, i + 1 < M_NR ? "," : "");
+	printf("\n");
+	printf("  sizes  %u slots with %u KiB status rings, %u targets\n",
+	       o->slots, WVV_RING_BYTES / 1024, o->targets);
+	if (perms.group) {
+		printf("  access root and group %s (dirs 0750, pins 0660)\n", o->group);
+		check_reachable(o->dir, perms.gid, o->group);
+	} else {
+		printf("  access owner only (dirs 0700, pins 0600)\n");
+	}
+
+cleanup:
+	if (ring_fd >= 0)
+		close(ring_fd);
+	if (tmp_made && rm_tree(tmp, 1))
+		errmsg("could not remove %s: remove it by hand", tmp);
+	writevv_bpf__destroy(skel);
+	return err;
+}
+
+/* ---- unload ------------------------------------------------------------ */
+
+static int cmd_unload(const struct opts *o)
+{
+	char aside[PATH_MAX];
+	struct bpf_map_info minfo;
+	struct bpf_prog_info pinfo;
+	__u32 len = sizeof(pinfo), i, evicted = 0;
+	struct stat st;
+	int err, derr = 0, prog_fd = -1, ctl_fd = -1;
+
+	if (!has_privileges(false)) {
+		errmsg("unload needs root or CAP_BPF+CAP_NET_ADMIN");
+		return -EPERM;
+	}
+	sweep_stale(o->dir);
+	if (lstat(o->dir, &st)) {
+		err = -errno;
+		if (err == -ENOENT) {
+			printf("writevv: not loaded at %s\n", o->dir);
+			return 0;
+		}
+		errmsg("cannot access %s: %s", o->dir, strerror(-err));
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		errmsg("%s is not a directory: refusing to touch it", o->dir);
+		return -ENOTDIR;
+	}
+	err = check_tree(o->dir, false);
+	if (err) {
+		if (err != -ENOTEMPTY)
+			errmsg("cannot read %s: %s", o->dir, strerror(-err));
+		return err;
+	}
+	/* Take the program and control map before the pins go. */
+	prog_fd = open_pin(o->dir, WVV_PIN_PROG, true);
+	ctl_fd = open_pin(o->dir, WVV_PIN_CTL, true);
+	if (prog_fd == -EACCES || prog_fd == -EPERM || ctl_fd == -EACCES || ctl_fd == -EPERM) {
+		err = -EACCES;
+		goto cleanup;
+	}
+	if (ctl_fd >= 0 && map_info(ctl_fd, &minfo))
+		minfo.max_entries = 0;
+
+	if (snprintf(aside, sizeof(aside), "%s-unload-%ld", o->dir, (long)getpid()) >= (int)sizeof(aside)) {
+		err = -ENAMETOOLONG;
+		errmsg("pin directory name too long: %s", o->dir);
+		goto cleanup;
+	}
+	if (rename(o->dir, aside)) {
+		err = -errno;
+		errmsg("cannot rename %s aside: %s", o->dir, strerror(-err));
+		goto cleanup;
+	}
+	err = rm_tree(aside, 1);
+	if (err)
+		errmsg("%s is gone, but removing its pins from %s failed: %s", o->dir, aside, strerror(-err));
+	else
+		printf("writevv: removed the pins at %s\n", o->dir);
+
+	if (prog_fd < 0 || ctl_fd < 0) {
+		printf("writevv-loader: %s was incomplete (no %s), nothing to detach\n", o->dir,
+		       prog_fd < 0 ? WVV_PIN_PROG : WVV_PIN_CTL);
+		goto cleanup;
+	}
+	memset(&pinfo, 0, sizeof(pinfo));
+	bpf_obj_get_info_by_fd(prog_fd, &pinfo, &len);
+	if (!bpf_prog_detach2(prog_fd, ctl_fd, BPF_SK_MSG_VERDICT)) {
+		printf("writevv: detached prog %s id %u from %s\n", pinfo.name, pinfo.id, WVV_PIN_CTL);
+	} else if (errno == ENOENT) {
+		printf("writevv-loader: prog %s id %u was not attached to %s\n", pinfo.name, pinfo.id,
+		       WVV_PIN_CTL);
+	} else {
+		derr = -errno;
+		errmsg("cannot detach the program from %s: %s", WVV_PIN_CTL, strerror(-derr));
+		err = err ? err : derr;
+	}
+	/* A socket already in the sockmap keeps the program it was linked
+	 * with: only taking it out of the map stops the program for it. */
+	for (derr = 0, i = 0; i < minfo.max_entries; i++) {
+		__u64 cookie;
+
+		if (bpf_map_lookup_elem(ctl_fd, &i, &cookie))
+			continue;
+		if (!bpf_map_delete_elem(ctl_fd, &i))
+			evicted++;
+		else if (errno != ENOENT && errno != EINVAL && !derr)  /* EINVAL: slot empty */
+			derr = -errno;
+	}
+	if (evicted)
+		printf("writevv: took %u control socket%s out of %s: their applications fall back to the userland engine\n",
+		       evicted, evicted == 1 ? "" : "s", WVV_PIN_CTL);
+	if (derr) {
+		errmsg("cannot empty %s: %s", WVV_PIN_CTL, strerror(-derr));
+		err = err ? err : derr;
+	}
+
+cleanup:
+	if (prog_fd >= 0)
+		close(prog_fd);
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	return err;
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: writevv-loader load   [--pin-dir DIR] [--group NAME] [--slots N] [--targets N]\n"
+		"       writevv-loader unload [--pin-dir DIR]\n"
+		"       writevv-loader status [--pin-dir DIR] [--json]\n"
+		"\n"
+		"Loads, removes or describes the writevv BPF program and its pinned maps\n"
+		"(writevv ABI v%u).\n"
+		"\n"
+		"  --pin-dir DIR  bpffs directory of the pins (default $WRITEVV_PIN_DIR,\n"
+		"                 else %s)\n"
+		"  --group NAME   load: let group NAME open the pins (dirs 0750, pins 0660);\n"
+		"                 default: owner only (0700, 0600)\n"
+		"  --slots N      load: concurrent control sockets (default %u, max %u)\n"
+		"  --targets N    load: registered target sockets (default %u, max %u)\n"
+		"  --json         status: print one JSON object\n"
+		"  -v, --verbose  show libbpf's debug output\n"
+		"  -h, --help     show this help\n"
+		"\n"
+		"Exit status: 0 success (status: loaded or not), 1 failure, 2 usage error.\n",
+		WVV_ABI_VERSION, WVV_PIN_DIR_DEFAULT, WVV_SLOTS_DEFAULT, SLOTS_MAX,
+		WVV_TARGETS_DEFAULT, TARGETS_MAX);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned int max, unsigned int *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *end || *s == '-' || *s == '+' || errno || v < 1 || v > max) {
+		errmsg("%s wants a number from 1 to %u, not '%s'", opt, max, s);
+		return -EINVAL;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int set_dir(struct opts *o, const char *d)
+{
+	size_t n = strlen(d);
+	const char *base;
+
+	while (n > 1 && d[n - 1] == '/')
+		n--;
+	if (d[0] != '/' || n <= 1) {
+		errmsg("the pin directory must be an absolute path below /, not '%s'", d);
+		return -EINVAL;
+	}
+	base = (const char *)memrchr(d, '/', n) + 1;
+	if (memchr(base, '.', n - (size_t)(base - d))) {
+		errmsg("bpffs does not allow '.' in names: '%.*s'", (int)n, d);
+		return -EINVAL;
+	}
+	if (n + 32 >= sizeof(o->dir)) {
+		errmsg("the pin directory name is too long");
+		return -ENAMETOOLONG;
+	}
+	memcpy(o->dir, d, n);
+	o->dir[n] = '\0';
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "pin-dir", required_argument, NULL, 'd' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "slots", required_argument, NULL, 's' },
+		{ "targets", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *env = getenv("WRITEVV_PIN_DIR");
+	const char *dir = env && *env ? env : WVV_PIN_DIR_DEFAULT;
+	bool is_load, is_status;
+	int c;
+
+	o->slots = WVV_SLOTS_DEFAULT;
+	o->targets = WVV_TARGETS_DEFAULT;
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'g': o->group = optarg; break;
+		case 's':
+			if (parse_uint("--slots", optarg, SLOTS_MAX, &o->slots))
+				return -EINVAL;
+			o->slots_set = true;
+			break;
+		case 't':
+			if (parse_uint("--targets", optarg, TARGETS_MAX, &o->targets))
+				return -EINVAL;
+			o->targets_set = true;
+			break;
+		case 'j': o->json = true; break;
+		case 'v': o->verbose = true; break;
+		case 'h': usage(stdout); exit(EXIT_OK);
+		default: fputs("Try 'writevv-loader --help'.\n", stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc - 1) {
+		errmsg(optind == argc ? "which command: load, unload or status? (--help explains)"
+				      : "one command at a time");
+		return -EINVAL;
+	}
+	o->cmd = argv[optind];
+	is_load = !strcmp(o->cmd, "load");
+	is_status = !strcmp(o->cmd, "status");
+	if (!is_load && !is_status && strcmp(o->cmd, "unload")) {
+		errmsg("unknown command '%s': load, unload or status", o->cmd);
+		return -EINVAL;
+	}
+	if (!is_load && (o->group || o->slots_set || o->targets_set)) {
+		errmsg("--group, --slots and --targets only apply to load");
+		return -EINVAL;
+	}
+	if (!is_status && o->json) {
+		errmsg("--json only applies to status");
+		return -EINVAL;
+	}
+	return set_dir(o, dir);
+}
+
+int main(int argc, char **argv)
+{
+	static struct opts o;
+	sigset_t block;
+	int err;
+
+	if (parse_args(argc, argv, &o))
+		return EXIT_USAGE;
+	verbose = o.verbose;
+	libbpf_set_print(libbpf_print_fn);
+
+	/* Let a load or unload finish its directory work rather than leave
+	 * half of it behind; a signal that came meanwhile acts once it is done. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	if (strcmp(o.cmd, "status"))
+		sigprocmask(SIG_BLOCK, &block, NULL);
+
+	if (!strcmp(o.cmd, "load"))
+		err = cmd_load(&o);
+	else if (!strcmp(o.cmd, "unload"))
+		err = cmd_unload(&o);
+	else
+		err = cmd_status(o.dir, o.json);
+	fflush(stdout);
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
+	return err ? EXIT_FAIL : EXIT_OK;
+}

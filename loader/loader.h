@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* writevv-loader internals shared by loader.c, pins.c and status.c.
+ * Functions returning int return 0 (or an fd or count) or -errno; the ones
+ * that fail in a way the user must hear about print it themselves. */
+#ifndef WRITEVV_LOADER_H
+#define WRITEVV_LOADER_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/types.h>
+
+#include "writevv_frame.h"
+
+#define BPFFS_ROOT "/sys/fs/bpf"
+#define STALE_AGE_SEC 60   /* leftovers of a dead loader older than this go */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Indexes into map_pins[]. */
+enum { M_CTL, M_TARGETS, M_RINGS, M_SLOT_STATE, M_STATS, M_CONFIG, M_NR };
+extern const char *const map_pins[M_NR];
+
+void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* buf (PATH_MAX bytes) = dir/name, or -ENAMETOOLONG. */
+int join(char *buf, const char *dir, const char *name);
+
+/* Effective CAP_BPF (or CAP_SYS_ADMIN) + CAP_NET_ADMIN [+ CAP_PERFMON]. */
+bool has_privileges(bool need_perfmon);
+/* Make sure dir's parent is on bpffs, mounting /sys/fs/bpf if needed. */
+int ensure_bpffs(const char *dir);
+
+/* -ENOTEMPTY (reported) if dir holds anything but writevv pins. */
+int check_tree(const char *dir, bool rings);
+/* Remove dir, its entries and subdirectories down to 'depth' levels. */
+int rm_tree(const char *dir, int depth);
+/* Remove DIR-tmp-<pid> / DIR-unload-<pid> left by a dead loader. */
+void sweep_stale(const char *dir);
+
+/* bpf_obj_get(dir/name), reporting permission and other errors. */
+int open_pin(const char *dir, const char *name, bool quiet_enoent);
+/* wvv_config[0], whatever the size of the pinned map's value. */
+int read_config(int fd, struct wvv_config *cfg);
+int map_info(int fd, struct bpf_map_info *info);
+/* Occupied slots of a sockmap or map-in-map array of max entries. */
+int count_present(int fd, __u32 max);
+
+/* status command: 0, or -errno once reported. */
+int cmd_status(const char *dir, bool json);
+
+#endif
