@@ -66,6 +66,21 @@ static void open_set(struct twin_set *s)
 	usleep(20000);
 }
 
+static void close_set(struct twin_set *s)
+{
+	int i;
+
+	for (i = 0; i < POOL; i++) {
+		close(s->pipe_w[i]);
+		close(s->pipe_r[i]);
+		close(s->dead[i]);
+		close(s->file[i]);
+		close(s->unix_w[i]);
+		close(s->unix_r[i]);
+	}
+	fleet_close(&s->tcp);
+}
+
 static int fd_of(struct twin_set *s, enum kind k, int i)
 {
 	switch (k) {
@@ -213,6 +228,8 @@ static void test_differential(void **state)
 		if (A.tcp.got_len[i])
 			assert_memory_equal(A.tcp.got[i], B.tcp.got[i], A.tcp.got_len[i]);
 	}
+	close_set(&A);
+	close_set(&B);
 }
 
 int main(void)
