@@ -239,7 +239,7 @@ fail:
 static int thread_setup(struct wvv_thread *t)
 {
 	struct wvv_slot_state st;
-	uint16_t lport, rport;
+	uint16_t lport = 0, rport = 0;
 	uint64_t v;
 	uint32_t s, start, n;
 	int err;
