@@ -1,1 +1,32 @@
-# tests
+# writevv-relay tests: real clients (curl, ffmpeg/ffprobe, the loadgen),
+# real bytes, loopback only, port 0.  Each script takes
+#   RELAY LOADGEN LOADER MODE THREADS
+# The kernel variants load the BPF program with writevv-loader when the relay
+# reports it missing, and fail (never skip) if kernel mode cannot be used.
+set(_relay_tests fanout churn http)
+set(_relay_timeout_fanout 240)
+set(_relay_timeout_churn 180)
+set(_relay_timeout_http 120)
+
+function(_relay_add_test name script mode threads)
+  add_test(NAME ${name}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/${script}.sh
+      $<TARGET_FILE:writevv-relay> $<TARGET_FILE:writevv-relay-loadgen>
+      $<TARGET_FILE:writevv-loader> ${mode} ${threads})
+  set(_labels relay relay-${mode})
+  set_tests_properties(${name} PROPERTIES
+    TIMEOUT ${_relay_timeout_${script}}
+    LABELS "${_labels}"
+    # Many client processes each: keep the relay tests from overlapping.
+    RESOURCE_LOCK writevv_relay)
+endfunction()
+
+foreach(mode default kernel userland)
+  foreach(t ${_relay_tests})
+    _relay_add_test(relay_${t}_${mode} ${t} ${mode} 1)
+  endforeach()
+endforeach()
+# Sharded sender threads.
+foreach(t fanout churn)
+  _relay_add_test(relay_${t}_default_threads2 ${t} default 2)
+endforeach()
