@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writevv-bench: writevv's engines and the alternatives side by side, in one
+ * process, on the same connections, with interleaved repetitions.
+ * See BENCHMARKS.md and `writevv-bench --help`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "writevv.h"
+
+struct cell *cells;
+int ncells;
+
+static struct {
+	bool quick;
+	bool wl_writevvtest, wl_grid;
+	bool recv[8];
+	bool eng[N_ENGINES];
+	int targets[16], ntargets;
+	size_t payloads[16];
+	int npayloads;
+	int reps;
+	int loops;
+	int calls;          /* forced open-loop calls per repetition (grid), 0 = automatic */
+	int closed_calls;   /* forced closed-loop calls per repetition (grid), -1 = automatic */
+	int max_closed;
+	const char *csv;
+	const char *plot;
+	bool calibrate;
+	long budget_writes;
+	long budget_bytes;
+	int max_calls;
+} opt;
+
+static uint32_t g_seed = 1;
+static char eng_why[N_ENGINES][200];
+static bool eng_ok[N_ENGINES];
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: writevv-bench [options]\n"
+"  --quick              small grid {10,100,1000} x {64B,1400B,64KiB}, 3 reps, writevvtest 200 loops\n"
+"  --workload LIST      writevvtest,grid (default: both)\n"
+"  --recv LIST          drain,discard,nic,nic-discard (default: drain,discard,nic)\n"
+"  --targets LIST       grid target counts (default 10,100,1000,10000)\n"
+"  --payloads LIST      grid payload sizes, K/M suffixes (default 64,1400,16K,64K,256K)\n"
+"  --engines LIST       loop,uring,memfd,sendzc,wvv-kernel,wvv-user,wvv-default (default all)\n"
+"  --reps N             repetitions per engine and cell (default 5, quick 3)\n"
+"  --loops N            writevvtest calls per repetition (default 5000, quick 200)\n"
+"  --calls N            grid: open-loop calls per repetition (default: from a budget per cell)\n"
+"  --closed-calls N     grid: closed-loop calls per repetition (default: min(calls, 200); 0: none)\n"
+"  --csv FILE           write all results as CSV\n"
+"  --plot DIR           write gnuplot scripts and PNG plots into DIR\n"
+"  --calibrate          print the fastest engine per payload size (grid)\n"
+"  --cpu N              the sender's CPU (default 0); receivers and RPS get the others\n"
+"  --rx-threads N       draining threads (default 1)\n"
+"  --uring-op OP        writev (default) or send: the io_uring engine's opcode\n"
+"  --backlog N          net.core.netdev_max_backlog during nic modes (default 100000)\n"
+"  --discard-sample N   discard modes: drain and check every Nth socket (default 64)\n"
+"  --cc NAME            TCP_CONGESTION on every socket (default cubic)\n");
+}
+
+static size_t parse_size(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (*end == 'k' || *end == 'K')
+		v *= 1024;
+	else if (*end == 'm' || *end == 'M')
+		v *= 1024 * 1024;
+	return (size_t)v;
+}
+
+static void parse_list(const char *arg, void (*fn)(const char *))
+{
+	char *dup = strdup(arg), *save = NULL, *tok;
+
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		fn(tok);
+	free(dup);
+}
+
+static void add_workload(const char *s)
+{
+	if (!strcmp(s, "writevvtest"))
+		opt.wl_writevvtest = true;
+	else if (!strcmp(s, "grid"))
+		opt.wl_grid = true;
+	else {
+		fprintf(stderr, "unknown workload %s\n", s);
+		exit(2);
+	}
+}
+
+static void add_recv(const char *s)
+{
+	int i;
+
+	for (i = 0; i < n_recv_modes; i++)
+		if (!strcmp(s, recv_modes[i].name)) {
+			opt.recv[i] = true;
+			return;
+		}
+	fprintf(stderr, "unknown receiver mode %s\n", s);
+	exit(2);
+}
+
+static void add_engine(const char *s)
+{
+	int i = engine_index(s);
+
+	if (i < 0) {
+		fprintf(stderr, "unknown engine %s\n", s);
+		exit(2);
+	}
+	opt.eng[i] = true;
+}
+
+static void add_target(const char *s)
+{
+	if (opt.ntargets < 16)
+		opt.targets[opt.ntargets++] = atoi(s);
+}
+
+static void add_payload(const char *s)
+{
+	if (opt.npayloads < 16)
+		opt.payloads[opt.npayloads++] = parse_size(s);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	enum { O_QUICK = 256, O_WORKLOAD, O_RECV, O_TARGETS, O_PAYLOADS, O_ENGINES, O_REPS,
+	       O_LOOPS, O_CALLS, O_CLOSED, O_CSV, O_PLOT, O_CALIBRATE, O_CPU, O_RXT, O_UOP,
+	       O_BACKLOG, O_SAMPLE, O_CC };
+	static const struct option lo[] = {
+		{ "quick", no_argument, 0, O_QUICK },
+		{ "workload", required_argument, 0, O_WORKLOAD },
+		{ "recv", required_argument, 0, O_RECV },
+		{ "targets", required_argument, 0, O_TARGETS },
+		{ "payloads", required_argument, 0, O_PAYLOADS },
+		{ "engines", required_argument, 0, O_ENGINES },
+		{ "reps", required_argument, 0, O_REPS },
+		{ "loops", required_argument, 0, O_LOOPS },
+		{ "calls", required_argument, 0, O_CALLS },
+		{ "closed-calls", required_argument, 0, O_CLOSED },
+		{ "csv", required_argument, 0, O_CSV },
+		{ "plot", required_argument, 0, O_PLOT },
+		{ "calibrate", no_argument, 0, O_CALIBRATE },
+		{ "cpu", required_argument, 0, O_CPU },
+		{ "rx-threads", required_argument, 0, O_RXT },
+		{ "uring-op", required_argument, 0, O_UOP },
+		{ "backlog", required_argument, 0, O_BACKLOG },
+		{ "discard-sample", required_argument, 0, O_SAMPLE },
+		{ "cc", required_argument, 0, O_CC },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	bool any_recv = false, any_eng = false;
+	int c, i;
+
+	opt.closed_calls = -1;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_QUICK: opt.quick = true; break;
+		case O_WORKLOAD: parse_list(optarg, add_workload); break;
+		case O_RECV: parse_list(optarg, add_recv); any_recv = true; break;
+		case O_TARGETS: parse_list(optarg, add_target); break;
+		case O_PAYLOADS: parse_list(optarg, add_payload); break;
+		case O_ENGINES: parse_list(optarg, add_engine); any_eng = true; break;
+		case O_REPS: opt.reps = atoi(optarg); break;
+		case O_LOOPS: opt.loops = atoi(optarg); break;
+		case O_CALLS: opt.calls = atoi(optarg); break;
+		case O_CLOSED: opt.closed_calls = atoi(optarg); break;
+		case O_CSV: opt.csv = optarg; break;
+		case O_PLOT: opt.plot = optarg; break;
+		case O_CALIBRATE: opt.calibrate = true; break;
+		case O_CPU: env.sender_cpu = atoi(optarg); break;
+		case O_RXT: env.rx_threads = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		case O_UOP:
+			if (strcmp(optarg, "send") && strcmp(optarg, "writev")) {
+				fprintf(stderr, "--uring-op writev|send\n");
+				exit(2);
+			}
+			uring_op_send = !strcmp(optarg, "send");
+			break;
+		case O_BACKLOG: env.backlog_set = atol(optarg); break;
+		case O_SAMPLE: env.discard_sample = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		case O_CC: env.cc = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (!opt.wl_writevvtest && !opt.wl_grid) {
+		opt.wl_grid = true;
+		opt.wl_writevvtest = !opt.calibrate;
+	}
+	if (!any_recv)
+		opt.recv[0] = opt.recv[1] = opt.recv[2] = true;
+	if (!any_eng)
+		for (i = 0; i < N_ENGINES; i++)
+			opt.eng[i] = true;
+	if (!opt.ntargets) {
+		static const int q[] = { 10, 100, 1000 }, f[] = { 10, 100, 1000, 10000 };
+		const int *t = opt.quick ? q : f;
+
+		opt.ntargets = opt.quick ? 3 : 4;
+		for (i = 0; i < opt.ntargets; i++)
+			opt.targets[i] = t[i];
+	}
+	if (!opt.npayloads) {
+		static const size_t q[] = { 64, 1400, 65536 }, f[] = { 64, 1400, 16384, 65536, 262144 };
+		const size_t *p = opt.quick ? q : f;
+
+		opt.npayloads = opt.quick ? 3 : 5;
+		for (i = 0; i < opt.npayloads; i++)
+			opt.payloads[i] = p[i];
+	}
+	if (!opt.reps)
+		opt.reps = opt.quick ? 3 : 5;
+	if (!opt.loops)
+		opt.loops = opt.quick ? 200 : 5000;
+	opt.budget_writes = opt.quick ? 3000 : 20000;
+	opt.budget_bytes = opt.quick ? (8l << 20) : (64l << 20);
+	opt.max_calls = opt.quick ? 300 : 2000;
+	opt.max_closed = opt.quick ? 60 : 200;
+}
+
+/* ---- machine description -------------------------------------------------*/
+static void sysctl_str(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	buf[0] = 0;
+	if (!f) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	for (n = 0; buf[n]; n++)
+		if (buf[n] == '\t')
+			buf[n] = ' ';
+}
+
+static void cpu_model(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[256];
+
+	snprintf(buf, len, "?");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+
+		if (!strncmp(line, "model name", 10) && p) {
+			p += 2;
+			p[strcspn(p, "\n")] = 0;
+			snprintf(buf, len, "%s", p);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static const char *irq_time_accounting(void)
+{
+	FILE *f = popen("zcat /proc/config.gz 2>/dev/null | grep -E '^CONFIG_IRQ_TIME_ACCOUNTING=y'", "r");
+	char line[128];
+	bool on = false;
+
+	if (!f)
+		return "unknown";
+	if (fgets(line, sizeof(line), f))
+		on = true;
+	if (pclose(f) < 0)
+		return "unknown";
+	return on ? "on: softirq time is not charged to the interrupted thread"
+		  : "off (or unknown): softirq work done in the sender's context counts as its CPU";
+}
+
+static void print_header(void)
+{
+	struct utsname u;
+	char model[128], wmem[64], rmem[64], tmem[64], cc[32], bl[32], tsys[64];
+	time_t t = time(NULL);
+	int i, m;
+
+	uname(&u);
+	cpu_model(model, sizeof(model));
+	sysctl_str("/proc/sys/net/ipv4/tcp_wmem", wmem, sizeof(wmem));
+	sysctl_str("/proc/sys/net/ipv4/tcp_rmem", rmem, sizeof(rmem));
+	sysctl_str("/proc/sys/net/ipv4/tcp_mem", tmem, sizeof(tmem));
+	sysctl_str("/proc/sys/net/ipv4/tcp_congestion_control", cc, sizeof(cc));
+	sysctl_str("/proc/sys/net/core/netdev_max_backlog", bl, sizeof(bl));
+	strftime(tsys, sizeof(tsys), "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
+
+	printf("# writevv-bench (writevv %d.%d.%d), %s\n", WRITEVV_VERSION_MAJOR,
+	       WRITEVV_VERSION_MINOR, WRITEVV_VERSION_PATCH, tsys);
+	printf("# machine: %s, %d CPUs, kernel %s %s\n", model, env.ncpus, u.release, u.machine);
+	printf("# sender: the main thread, pinned to CPU %d; %d draining thread(s) on CPU mask 0x%lx\n",
+	       env.sender_cpu, env.rx_threads, env.rx_mask);
+	printf("# sockets: TCP/IPv4, per socket TCP_CONGESTION=%s (system default %s), TCP_NODELAY=1,\n"
+	       "#   SO_LINGER {1,0}; sender ends blocking, receiver ends non-blocking + epoll;\n"
+	       "#   buffers autotuned: tcp_wmem=%s tcp_rmem=%s tcp_mem=%s\n",
+	       env.cc, cc, wmem, rmem, tmem);
+	printf("# net.core.netdev_max_backlog=%s (nic modes raise it to %ld and restore it)\n", bl,
+	       env.backlog_set);
+	printf("# CPU = CLOCK_THREAD_CPUTIME_ID of the sending thread around each call; "
+	       "IRQ time accounting %s\n", irq_time_accounting());
+	printf("# connection sets: loop/uring/memfd/sendzc share one set of connections, the wvv-*\n"
+	       "#   engines a second set of the same kind: writevv's kernel engine puts its targets in a\n"
+	       "#   sockhash, which clears SOCK_SUPPORT_ZC (SEND_ZC then fails with EOPNOTSUPP);\n"
+	       "#   wvv-user against loop shows what the two sets differ by\n");
+	printf("# pattern: every call sends other bytes (a table at a per-call offset); drained sockets\n"
+	       "#   compare every byte; discard sockets: per-socket byte counts from the BPF program;\n"
+	       "#   all sender sockets: tcpi_bytes_acked must grow by exactly the bytes written\n");
+	printf("# reps: %d per engine, interleaved (engine A rep 1, engine B rep 1, ..., A rep 2, ...),\n"
+	       "#   one warm-up repetition per engine first; figures are medians over the reps\n",
+	       opt.reps);
+	printf("# grid: each repetition has a closed-loop phase (each call delivered everywhere\n"
+	       "#   before the next: cpu/write, latency, segs/write) and an open-loop phase (calls back\n"
+	       "#   to back: cpu/write under load, MB/s); writevvtest: open loop only, as the original\n");
+	printf("# io_uring: setup flags %s, engine 'uring' uses %s; sendzc: IORING_OP_SEND_ZC "
+	       "+ IORING_RECVSEND_FIXED_BUF%s\n",
+	       uring_setup_desc, uring_op_send ? "IORING_OP_SEND (SENDMSG for >1 iovec), MSG_WAITALL" : "IORING_OP_WRITEV",
+	       " + IORING_SEND_ZC_REPORT_USAGE when accepted");
+	for (i = 0; i < N_ENGINES; i++) {
+		if (!opt.eng[i])
+			continue;
+		eng_ok[i] = engines[i].available(eng_why[i], sizeof(eng_why[i])) == 0;
+		if (eng_ok[i])
+			printf("# engine %-11s available: %s\n", engines[i].name, engines[i].desc);
+		else
+			printf("# engine %-11s UNAVAILABLE (%s): skipped in this run\n", engines[i].name,
+			       eng_why[i]);
+	}
+	if (opt.eng[ENG_WVV_KERNEL] && !eng_ok[ENG_WVV_KERNEL])
+		printf("kernel: unavailable (%s)\n", eng_why[ENG_WVV_KERNEL]);
+	m = WRITEVV_MODE_DEFAULT;
+	if (!writevv_control(WRITEVV_SETMODE, &m))
+		printf("# writevv default mode resolves to: %s\n",
+		       wvv_effective_mode() == WRITEVV_MODE_KERNEL ? "kernel" : "userland");
+	for (i = 0; i < n_recv_modes; i++)
+		if (opt.recv[i])
+			printf("# receivers '%s': %s\n", recv_modes[i].name, recv_modes[i].desc);
+	fflush(stdout);
+}
+
+/* ---- running -----------------------------------------------------------------*/
+struct phase_out {
+	double cpu, wall, mbps, p50, p99, segs;
+	bool lat;
+	uint64_t retrans;
+};
+
+struct rep_out {
+	struct phase_out cl, op; /* closed loop, open loop */
+};
+
+static void build_iov(struct iovec *iov, int iovcnt, uint32_t seed, size_t total)
+{
+	const uint8_t *p = pattern_at(seed);
+	size_t piece = total / (size_t)iovcnt, off = 0;
+	int i;
+
+	for (i = 0; i < iovcnt; i++) {
+		size_t l = i == iovcnt - 1 ? total - off : piece;
+
+		iov[i].iov_base = (void *)(p + off);
+		iov[i].iov_len = l;
+		off += l;
+	}
+}
+
+/*
+ * One phase of a repetition: 'calls' calls of engine e on all of c's
+ * sockets. Closed loop: each call is delivered everywhere before the next
+ * one starts (latency of an isolated call). Open loop: calls back to back,
+ * the wait for delivery at the end is part of the wall time (throughput).
+ */
+static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int calls, bool open_loop,
+		      struct phase_out *o)
+{
+	int n = c->n, k, i;
+	uint64_t *start = calloc((size_t)calls, sizeof(uint64_t));
+	uint64_t *done = calloc((size_t)calls * (size_t)n, sizeof(uint64_t));
+	size_t *rets = malloc(sizeof(size_t) * (size_t)n);
+	int *errs = malloc(sizeof(int) * (size_t)n);
+	uint32_t seed = g_seed;
+	struct tcp_sums before, after;
+	uint64_t cpu = 0, t0, t1, *lat;
+	size_t nlat = 0, stride, idx;
+
+	if (!start || !done || !rets || !errs)
+		abort();
+	g_seed += (uint32_t)calls;
+	tcp_snapshot(c, &before);
+	rx_begin(c, total, seed, calls, start, done);
+	t0 = now_ns();
+	for (k = 0; k < calls; k++) {
+		struct iovec iov[MAX_IOV];
+		uint64_t c0;
+		int full;
+
+		build_iov(iov, iovcnt, seed + (uint32_t)k, total);
+		start[k] = now_ns();
+		c0 = thread_cpu_ns();
+		full = engines[e].call(c->snd, n, iov, iovcnt, total, rets, errs);
+		cpu += thread_cpu_ns() - c0;
+		if (full != n) {
+			for (i = 0; i < n; i++)
+				if (errs[i] || rets[i] != total)
+					break;
+			fprintf(stderr, "\nwritevv-bench: FAILED: engine %s: %d of %d targets took "
+				"everything; target %d: returned %zd, error %s\n",
+				engines[e].name, full, n, i < n ? i : -1, i < n ? (ssize_t)rets[i] : 0,
+				i < n ? strerror(errs[i]) : "-");
+			exit(1);
+		}
+		if (e == ENG_WVV_KERNEL && k == 0 && wvv_effective_mode() != WRITEVV_MODE_KERNEL) {
+			fprintf(stderr, "writevv-bench: FAILED: wvv-kernel: the library left kernel mode\n");
+			exit(1);
+		}
+		if (!open_loop && rx_wait(c, k + 1, k))
+			exit(1);
+	}
+	if (open_loop && rx_wait(c, calls, -1))
+		exit(1);
+	t1 = now_ns();
+	if (rx_finish(c, &before, &after))
+		exit(1);
+
+	o->cpu = (double)cpu / ((double)calls * n);
+	o->wall = (double)(t1 - t0) / ((double)calls * n);
+	o->mbps = (double)calls * n * (double)total / (double)(t1 - t0) * 1e3;
+	o->segs = (double)(after.segs_out - before.segs_out) / ((double)calls * n);
+	o->retrans = after.retrans - before.retrans;
+
+	/* latency: call start -> last byte at each receiver; at most ~1M samples */
+	stride = ((size_t)calls * (size_t)n + 999999) / 1000000;
+	if (!stride)
+		stride = 1;
+	lat = malloc(sizeof(uint64_t) * ((size_t)calls * (size_t)n / stride + 1));
+	if (!lat)
+		abort();
+	for (idx = 0; idx < (size_t)calls * (size_t)n; idx += stride) {
+		size_t kk = idx / (size_t)n;
+
+		if (done[idx] && done[idx] >= start[kk])
+			lat[nlat++] = done[idx] - start[kk];
+	}
+	o->lat = nlat > 0;
+	o->p50 = pct_u64(lat, nlat, 50) / 1e3;
+	o->p99 = pct_u64(lat, nlat, 99) / 1e3;
+	free(lat);
+	free(start);
+	free(done);
+	free(rets);
+	free(errs);
+}
+
+static int run_rep(int e, struct conns *c, size_t total, int iovcnt, int closed_calls,
+		   int open_calls, struct rep_out *o)
+{
+	char why[200];
+
+	memset(o, 0, sizeof(*o));
+	if (engines[e].prepare(why, sizeof(why))) {
+		fprintf(stderr, "writevv-bench: engine %s: %s\n", engines[e].name, why);
+		snprintf(eng_why[e], sizeof(eng_why[e]), "%s", why);
+		return 1;
+	}
+	if (closed_calls > 0)
+		run_phase(e, c, total, iovcnt, closed_calls, false, &o->cl);
+	if (open_calls > 0)
+		run_phase(e, c, total, iovcnt, open_calls, true, &o->op);
+	return 0;
+}
+
+#define PH_CL 0
+#define PH_OP 1
+/* median over repetitions of one figure of one phase */
+static double median_phase(struct rep_out *ro, int reps, int e, int ph,
+			   double (*get)(const struct phase_out *), bool need_lat, double *lo,
+			   double *hi, int *count)
+{
+	double v[256];
+	int r, n = 0;
+
+	for (r = 0; r < reps && n < 256; r++) {
+		const struct phase_out *po = ph == PH_CL ? &ro[r * N_ENGINES + e].cl
+							 : &ro[r * N_ENGINES + e].op;
+
+		if (need_lat && !po->lat)
+			continue;
+		v[n++] = get(po);
+	}
+	if (count)
+		*count = n;
+	if (!n)
+		return NAN;
+	r = n;
+	{
+		double m = median_d(v, n);
+
+		if (lo)
+			*lo = v[0];
+		if (hi)
+			*hi = v[r - 1];
+		return m;
+	}
+}
+
+static double g_cpu(const struct phase_out *p) { return p->cpu; }
+static double g_wall(const struct phase_out *p) { return p->wall; }
+static double g_mbps(const struct phase_out *p) { return p->mbps; }
+static double g_p50(const struct phase_out *p) { return p->p50; }
+static double g_p99(const struct phase_out *p) { return p->p99; }
+static double g_segs(const struct phase_out *p) { return p->segs; }
+
+static void run_cell(struct conns **cs, const char *workload, size_t total, int iovcnt,
+		     int closed_calls, int open_calls)
+{
+	struct conns *c = cs[0] ? cs[0] : cs[1];
+	struct cell *cell;
+	struct rep_out *ro = calloc((size_t)opt.reps * N_ENGINES, sizeof(*ro));
+	bool ok[N_ENGINES];
+	int e, r;
+
+	cells = realloc(cells, sizeof(*cells) * (size_t)(ncells + 1));
+	if (!cells || !ro)
+		abort();
+	cell = &cells[ncells++];
+	memset(cell, 0, sizeof(*cell));
+	cell->recv = c->mode->name;
+	cell->workload = workload;
+	cell->n = c->n;
+	cell->payload = total;
+	cell->iovcnt = iovcnt;
+	cell->closed_calls = closed_calls;
+	cell->open_calls = open_calls;
+	cell->reps = opt.reps;
+
+	for (e = 0; e < N_ENGINES; e++) {
+		ok[e] = opt.eng[e] && eng_ok[e];
+		if (opt.eng[e] && !ok[e])
+			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "unavailable: %s", eng_why[e]);
+	}
+	/* warm-up: one short repetition per engine (lazy set-up, caches, cwnd) */
+	for (e = 0; e < N_ENGINES; e++) {
+		struct rep_out w;
+
+		if (ok[e] && run_rep(e, cs[engines[e].set], total, iovcnt, closed_calls < 2 ? closed_calls : 2,
+				     open_calls < 3 ? open_calls : 3, &w)) {
+			ok[e] = false;
+			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %s", eng_why[e]);
+		}
+	}
+	for (r = 0; r < opt.reps; r++) {
+		for (e = 0; e < N_ENGINES; e++) {
+			struct zc_usage z0 = zc_usage;
+
+			if (!ok[e])
+				continue;
+			if (run_rep(e, cs[engines[e].set], total, iovcnt, closed_calls, open_calls,
+				    &ro[r * N_ENGINES + e])) {
+				ok[e] = false;
+				snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %s", eng_why[e]);
+				continue;
+			}
+			cell->e[e].zc.notifs += zc_usage.notifs - z0.notifs;
+			cell->e[e].zc.copied += zc_usage.copied - z0.copied;
+		}
+		fprintf(stderr, ".");
+	}
+	for (e = 0; e < N_ENGINES; e++) {
+		struct eng_result *er = &cell->e[e];
+		int nl = 0, ph_lat = closed_calls > 0 ? PH_CL : PH_OP;
+
+		if (!ok[e])
+			continue;
+		er->ran = true;
+		for (r = 0; r < opt.reps; r++)
+			er->retrans += ro[r * N_ENGINES + e].cl.retrans + ro[r * N_ENGINES + e].op.retrans;
+		if (closed_calls > 0) {
+			er->cpu = median_phase(ro, opt.reps, e, PH_CL, g_cpu, false, &er->cpu_lo,
+					       &er->cpu_hi, NULL);
+			er->segs = median_phase(ro, opt.reps, e, PH_CL, g_segs, false, NULL, NULL, NULL);
+		}
+		if (open_calls > 0) {
+			er->cpu_open = median_phase(ro, opt.reps, e, PH_OP, g_cpu, false, &er->cpu_open_lo,
+						    &er->cpu_open_hi, NULL);
+			er->wall_ns = median_phase(ro, opt.reps, e, PH_OP, g_wall, false, NULL, NULL, NULL);
+			er->mbps = median_phase(ro, opt.reps, e, PH_OP, g_mbps, false, NULL, NULL, NULL);
+			er->segs_open = median_phase(ro, opt.reps, e, PH_OP, g_segs, false, NULL, NULL, NULL);
+		}
+		er->p50_us = median_phase(ro, opt.reps, e, ph_lat, g_p50, true, NULL, NULL, &nl);
+		er->p99_us = median_phase(ro, opt.reps, e, ph_lat, g_p99, true, NULL, NULL, NULL);
+		er->lat_valid = nl > 0;
+		er->lat_open = ph_lat == PH_OP;
+	}
+	free(ro);
+	fprintf(stderr, "\n");
+	report_cell(cell);
+}
+
+static int grid_closed_calls(int open_calls)
+{
+	if (opt.closed_calls >= 0)
+		return opt.closed_calls;
+	return open_calls < opt.max_closed ? open_calls : opt.max_closed;
+}
+
+static int grid_calls(int n, size_t p)
+{
+	double w = (double)opt.budget_writes / n, b = (double)opt.budget_bytes / ((double)n * (double)p);
+	double c = w < b ? w : b;
+
+	if (opt.calls > 0)
+		return opt.calls;
+	if (c < 1)
+		c = 1;
+	if (c > opt.max_calls)
+		c = opt.max_calls;
+	return (int)c;
+}
+
+/* Set 0 for the engines that leave sockets alone, set 1 for writevv's. */
+static void conns_open_sets(const struct recv_mode *rm, int n, struct conns **cs)
+{
+	bool need[2] = { false, false };
+	int e;
+
+	for (e = 0; e < N_ENGINES; e++)
+		if (opt.eng[e] && eng_ok[e])
+			need[engines[e].set] = true;
+	cs[0] = need[0] ? conns_open(rm, n, 0) : NULL;
+	cs[1] = need[1] ? conns_open(rm, n, need[0] ? n : 0) : NULL;
+}
+
+static void conns_close_sets(struct conns **cs)
+{
+	if (cs[0])
+		conns_close(cs[0]);
+	if (cs[1])
+		conns_close(cs[1]);
+}
+
+static void raise_nofile(int need)
+{
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_max < (rlim_t)need) {
+		struct rlimit want = { (rlim_t)need, (rlim_t)need };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+			printf("# RLIMIT_NOFILE raised to %d (hard limit was %llu)\n", need,
+			       (unsigned long long)rl.rlim_max);
+			return;
+		}
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	printf("# RLIMIT_NOFILE %llu\n", (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < (rlim_t)need)
+		printf("# WARNING: %d descriptors wanted; the largest cells may fail\n", need);
+}
+
+int main(int argc, char **argv)
+{
+	int i, j, maxn = 1000, m;
+	size_t maxp = 4 * 974;
+	cpu_set_t set;
+	char why[256];
+	uint64_t t_start = now_ns();
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_args(argc, argv);
+	env.ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (env.sender_cpu >= env.ncpus)
+		env.sender_cpu = 0;
+	for (i = 0; i < env.ncpus && i < 64; i++)
+		if (i != env.sender_cpu)
+			env.rx_mask |= 1ul << i;
+	if (!env.rx_mask)
+		env.rx_mask = 1ul << env.sender_cpu;
+	CPU_ZERO(&set);
+	CPU_SET(env.sender_cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+
+	for (i = 0; i < opt.ntargets; i++)
+		if (opt.targets[i] > maxn)
+			maxn = opt.targets[i];
+	for (i = 0; i < opt.npayloads; i++)
+		if (opt.payloads[i] > maxp)
+			maxp = opt.payloads[i];
+	raise_nofile(4 * maxn + 512);
+	pattern_init(maxp);
+	net_install_signal_handlers();
+	atexit(net_cleanup);
+	engines_init(maxn, why, sizeof(why));
+	print_header();
+
+	for (m = 0; m < n_recv_modes; m++) {
+		const struct recv_mode *rm = &recv_modes[m];
+		struct conns *cs[2];
+
+		if (!opt.recv[m])
+			continue;
+		printf("\n######## receivers: %s ########\n", rm->name);
+		if (rm->net == NET_VETH) {
+			if (veth_up(why, sizeof(why))) {
+				printf("receivers %s: unavailable (%s): skipped\n", rm->name, why);
+				continue;
+			}
+			printf("# %s\n", veth_desc());
+		}
+		if (rm->rx == RX_DISCARD) {
+			if (discard_load(why, sizeof(why))) {
+				printf("receivers %s: unavailable (%s): skipped\n", rm->name, why);
+				continue;
+			}
+			printf("# discard: sockets i %% %d == 0 drained and checked byte by byte, the others "
+			       "dropped by the sk_skb verdict (counts checked)\n", env.discard_sample);
+		}
+		if (opt.wl_writevvtest) {
+			conns_open_sets(rm, 1000, cs);
+			run_cell(cs, "writevvtest", 4 * 974, 4, 0, opt.loops);
+			conns_close_sets(cs);
+		}
+		if (opt.wl_grid) {
+			for (i = 0; i < opt.ntargets; i++) {
+				conns_open_sets(rm, opt.targets[i], cs);
+				for (j = 0; j < opt.npayloads; j++) {
+					int oc = grid_calls(opt.targets[i], opt.payloads[j]);
+
+					run_cell(cs, "grid", opt.payloads[j], 1, grid_closed_calls(oc), oc);
+				}
+				conns_close_sets(cs);
+			}
+		}
+	}
+	if (opt.csv && csv_write(opt.csv) == 0)
+		printf("\n# CSV written to %s\n", opt.csv);
+	if (opt.plot && plot_write(opt.plot) == 0)
+		printf("# plots written to %s\n", opt.plot);
+	if (opt.calibrate)
+		calibrate_print();
+	printf("\n# total run time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
+	return 0;
+}
