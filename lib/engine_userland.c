@@ -105,10 +105,15 @@ void wvv_finish_target(struct wvv_call *c, int i, size_t done)
 		wvv_set_result(c, i, r);
 }
 
-void wvv_userland_run(struct wvv_call *c)
+void wvv_userland_finish_from(struct wvv_call *c, int from)
 {
 	int i;
 
-	for (i = 0; i < c->fdcnt; i++)
+	for (i = from; i < c->fdcnt; i++)
 		wvv_set_result(c, i, wvv_write_one(c->fds[i], c->iov, c->iovcnt, 0, c->total));
+}
+
+void wvv_userland_run(struct wvv_call *c)
+{
+	wvv_userland_finish_from(c, 0);
 }

@@ -53,6 +53,14 @@ void wvv_finish_target(struct wvv_call *c, int i, size_t done);
 /* Set the result of target i from a writev-like result (bytes or -errno). */
 void wvv_set_result(struct wvv_call *c, int i, ssize_t r);
 void wvv_userland_run(struct wvv_call *c);
+/* Write targets from..fdcnt-1 in user space (an engine giving up half way). */
+void wvv_userland_finish_from(struct wvv_call *c, int from);
+
+/* engine_uring.c */
+int wvv_uring_available(void);       /* 0 if io_uring works here, else -errno */
+/* Run the call through io_uring batches; -errno if it could not start
+ * (then nothing was written). */
+int wvv_uring_run(struct wvv_call *c);
 
 /* engine_kernel.c */
 int wvv_kernel_available(void);      /* 0 if usable, else -errno */

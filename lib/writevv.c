@@ -23,6 +23,8 @@ static int mode_from_env(void)
 		return WRITEVV_MODE_KERNEL;
 	if (!strcmp(s, "userland"))
 		return WRITEVV_MODE_USERLAND;
+	if (!strcmp(s, "iouring"))
+		return WRITEVV_MODE_IOURING;
 	return WRITEVV_MODE_DEFAULT;
 }
 
@@ -45,10 +47,26 @@ static int effective_engine(void)
 	case WRITEVV_MODE_USERLAND:
 		return WRITEVV_MODE_USERLAND;
 	case WRITEVV_MODE_KERNEL:
-	default:
 		return wvv_kernel_available() == 0 ? WRITEVV_MODE_KERNEL
 						   : WRITEVV_MODE_USERLAND;
+	case WRITEVV_MODE_IOURING:
+	default:
+		return wvv_uring_available() == 0 ? WRITEVV_MODE_IOURING
+						  : WRITEVV_MODE_USERLAND;
 	}
+}
+
+/* Run c on 'engine'; an engine that cannot start leaves it to the loop. */
+static void run_engine(int engine, struct wvv_call *c)
+{
+	int err = -ENOENT;
+
+	if (engine == WRITEVV_MODE_KERNEL)
+		err = wvv_kernel_run(c);
+	else if (engine == WRITEVV_MODE_IOURING)
+		err = wvv_uring_run(c);
+	if (err)
+		wvv_userland_run(c);
 }
 
 WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
@@ -85,8 +103,7 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	c.returns = rets;
 	c.errors = errs;
 
-	if (effective_engine() != WRITEVV_MODE_KERNEL || wvv_kernel_run(&c) != 0)
-		wvv_userland_run(&c);
+	run_engine(effective_engine(), &c);
 
 	for (i = 0; i < fdcnt; i++)
 		if (errs[i] == 0 && rets[i] == c.total)
@@ -113,7 +130,9 @@ WVV_EXPORT int writevv_control(int op, int *val)
 	case WRITEVV_SETMODE:
 		switch (*val) {
 		case WRITEVV_MODE_KERNEL:
-			err = wvv_kernel_available();
+		case WRITEVV_MODE_IOURING:
+			err = *val == WRITEVV_MODE_KERNEL ? wvv_kernel_available()
+							  : wvv_uring_available();
 			if (err) {
 				errno = -err;
 				return -1;

@@ -43,16 +43,22 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 #define WRITEVV_GETMODE 1 /* *val <- the engine really in use */
 #define WRITEVV_SETMODE 2 /* select *val as the process-wide mode */
 
-/* Modes */
+/* Modes (and, for GETMODE, engines) */
 #define WRITEVV_MODE_DEFAULT  0 /* pick per call the fastest correct engine */
 #define WRITEVV_MODE_KERNEL   1 /* the BPF sk_msg fan-out engine */
 #define WRITEVV_MODE_USERLAND 2 /* a plain writev loop */
+#define WRITEVV_MODE_IOURING  3 /* one io_uring submission of all the writes */
 
 /*
  * WRITEVV_GETMODE stores the engine that calls will really use:
- * WRITEVV_MODE_KERNEL or WRITEVV_MODE_USERLAND (never DEFAULT).
+ * WRITEVV_MODE_KERNEL, WRITEVV_MODE_IOURING or WRITEVV_MODE_USERLAND
+ * (never DEFAULT). The default mode uses io_uring batches where io_uring
+ * works and the writev loop elsewhere: on the kernels measured, the sk_msg
+ * engine costs the sender as much CPU as the loop (see BENCHMARKS.md), so
+ * it runs only when asked for.
  * WRITEVV_SETMODE selects a mode; the initial mode comes from the
- * environment variable WRITEVV_MODE ("default", "kernel", "userland").
+ * environment variable WRITEVV_MODE ("default", "kernel", "userland",
+ * "iouring").
  *
  * Returns 0, or -1 with errno:
  *   EINVAL  unknown op or mode, or val is NULL
@@ -61,6 +67,8 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
  *   EACCES  kernel mode asked for but the pinned objects are not accessible
  *   EPROTO  kernel mode asked for but the pinned objects belong to another
  *           version of writevv
+ *   other   io_uring mode asked for but io_uring does not work here (the
+ *           error io_uring_setup gave, e.g. ENOSYS or EPERM)
  */
 int writevv_control(int op, int *val);
 

@@ -247,6 +247,27 @@ void must_set_mode(int mode)
 	}
 }
 
+int test_engine(void)
+{
+	const char *e = getenv("WVV_TEST_ENGINE");
+
+	if (e && !strcmp(e, "iouring"))
+		return WRITEVV_MODE_IOURING;
+	if (e && !strcmp(e, "userland"))
+		return WRITEVV_MODE_USERLAND;
+	return WRITEVV_MODE_KERNEL;
+}
+
+int use_test_engine(void)
+{
+	int want = test_engine(), got = -1;
+
+	must_set_mode(want);
+	assert_int_equal(writevv_control(WRITEVV_GETMODE, &got), 0);
+	assert_int_equal(got, want);
+	return want;
+}
+
 const char *loader_path(void)
 {
 	const char *p = getenv("WRITEVV_LOADER");

@@ -39,6 +39,11 @@ int pattern_check(const unsigned char *buf, size_t len, unsigned call, size_t st
 
 /* Set the writevv mode or fail the test. */
 void must_set_mode(int mode);
+/* The engine under test: $WVV_TEST_ENGINE = kernel (default) | iouring |
+ * userland. Sets it (failing the test if unavailable: no silent skip) and
+ * checks that GETMODE reports it. */
+int use_test_engine(void);
+int test_engine(void);
 /* Path of the loader binary (WRITEVV_LOADER env, set by ctest). */
 const char *loader_path(void);
 int run_loader(const char *verb);

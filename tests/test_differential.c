@@ -147,7 +147,7 @@ static void test_differential(void **state)
 
 	(void)state;
 	signal(SIGPIPE, SIG_IGN); /* for the reference loop only */
-	must_set_mode(WRITEVV_MODE_KERNEL);
+	use_test_engine();
 	open_set(&A);
 	open_set(&B);
 	for (iter = 0; iter < 150; iter++) {

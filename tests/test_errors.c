@@ -24,7 +24,7 @@ static int setup_kernel(void **state)
 	(void)state;
 	/* SIGPIPE keeps its default action: raising it fails the test. */
 	signal(SIGPIPE, SIG_DFL);
-	must_set_mode(WRITEVV_MODE_KERNEL);
+	use_test_engine();
 	return 0;
 }
 

@@ -37,7 +37,7 @@ static void test_small_frames_prompt(void **state)
 	double worst = 0;
 
 	(void)state;
-	must_set_mode(WRITEVV_MODE_KERNEL);
+	use_test_engine();
 	fleet_open(&f, N, 1);
 	fleet_pause(&f); /* this test reads the receivers itself */
 	for (i = 0; i < N; i++)

@@ -25,7 +25,7 @@ static int setup_kernel(void **state)
 {
 	(void)state;
 	signal(SIGPIPE, SIG_DFL);
-	must_set_mode(WRITEVV_MODE_KERNEL);
+	use_test_engine();
 	return 0;
 }
 
@@ -76,11 +76,16 @@ static void test_mixed_descriptors(void **state)
 	fds[9] = f.tx[1];
 	fds[10] = udp_conn;     /* datagram too big for UDP: EMSGSIZE */
 
-	assert_int_equal(read_bpf_stats(&before), 0);
+	memset(&before, 0, sizeof(before));
+	memset(&after, 0, sizeof(after));
+	if (test_engine() == WRITEVV_MODE_KERNEL)
+		assert_int_equal(read_bpf_stats(&before), 0);
 	r = writevv(fds, N, iov, 2, rets, errs);
-	assert_int_equal(read_bpf_stats(&after), 0);
-	/* The two TCP targets went through the BPF program. */
-	assert_int_equal(after.bytes - before.bytes, 2 * sizeof(buf));
+	if (test_engine() == WRITEVV_MODE_KERNEL)
+		assert_int_equal(read_bpf_stats(&after), 0);
+	/* In kernel mode the two TCP targets went through the BPF program. */
+	if (test_engine() == WRITEVV_MODE_KERNEL)
+		assert_int_equal(after.bytes - before.bytes, 2 * sizeof(buf));
 
 	assert_int_equal(errs[0], 0);
 	assert_int_equal(rets[0], sizeof(buf));

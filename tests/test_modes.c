@@ -42,9 +42,13 @@ static void test_modes_loaded(void **state)
 	assert_int_equal(read_bpf_stats(&after), 0);
 	assert_int_equal(after.bytes, before.bytes); /* userland: no BPF */
 
+	/* The default mode batches with io_uring (it works on this kernel). */
 	must_set_mode(WRITEVV_MODE_DEFAULT);
 	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
-	assert_int_equal(m, WRITEVV_MODE_KERNEL);
+	assert_int_equal(m, WRITEVV_MODE_IOURING);
+	must_set_mode(WRITEVV_MODE_IOURING);
+	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
+	assert_int_equal(m, WRITEVV_MODE_IOURING);
 	must_set_mode(WRITEVV_MODE_KERNEL);
 	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
 	assert_int_equal(m, WRITEVV_MODE_KERNEL);
@@ -65,8 +69,10 @@ static int not_loaded_child(void)
 		return 1;
 	if (!strstr(writevv_kernel_status(), "writevv-loader load"))
 		return 2;
-	if (writevv_control(WRITEVV_GETMODE, &m) || m != WRITEVV_MODE_USERLAND)
-		return 3;
+	m = WRITEVV_MODE_DEFAULT;
+	if (writevv_control(WRITEVV_SETMODE, &m) || writevv_control(WRITEVV_GETMODE, &m) ||
+	    m != WRITEVV_MODE_IOURING)
+		return 3; /* the default mode does not need the BPF program */
 	fanout_check(&f, &idx, 1, &len, 1, 7);
 	fleet_close(&f);
 	return 0;
@@ -104,6 +110,8 @@ static void test_mode_from_env(void **state)
 	assert_int_equal(run_self("--print-mode", "WRITEVV_MODE", "userland"),
 			 WRITEVV_MODE_USERLAND);
 	assert_int_equal(run_self("--print-mode", "WRITEVV_MODE", "kernel"), WRITEVV_MODE_KERNEL);
+	assert_int_equal(run_self("--print-mode", "WRITEVV_MODE", "iouring"), WRITEVV_MODE_IOURING);
+	assert_int_equal(run_self("--print-mode", "WRITEVV_MODE", "default"), WRITEVV_MODE_IOURING);
 }
 
 int main(int argc, char **argv)

@@ -46,7 +46,7 @@ static void test_unload_while_running(void **state)
 	int i, m, c;
 
 	(void)state;
-	must_set_mode(WRITEVV_MODE_DEFAULT);
+	must_set_mode(WRITEVV_MODE_KERNEL);
 	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
 	assert_int_equal(m, WRITEVV_MODE_KERNEL);
 	fleet_open(&f, N, 1);
@@ -67,7 +67,7 @@ static void test_unload_while_running(void **state)
 			assert_int_equal(pattern_check(f.got[i] + (size_t)k * LEN, LEN, 5,
 						       (size_t)k * LEN), 0);
 	}
-	/* Unloaded: the default mode now runs in userland. */
+	/* Unloaded: kernel mode now runs in userland. */
 	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
 	assert_int_equal(m, WRITEVV_MODE_USERLAND);
 
