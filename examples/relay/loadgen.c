@@ -25,6 +25,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -272,6 +273,11 @@ static int cmd_publish(void)
 				return 1;
 			}
 			usleep(50000);
+		}
+		{
+			int one = 1; /* pace every write, like a live encoder */
+
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
 	}
 	t0 = now_s();
