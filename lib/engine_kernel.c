@@ -169,9 +169,31 @@ static void thread_destroy(void *arg)
 	free(t);
 }
 
+/*
+ * fork(): the child inherits this thread's control socket, slot and ring,
+ * still shared with the parent. A new generation makes the child's first
+ * call drop them (closing only its own references) and claim its own.
+ */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&engine_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&engine_lock);
+}
+
+static void atfork_child(void)
+{
+	atomic_fetch_add(&engine_gen, 1);
+	pthread_mutex_unlock(&engine_lock);
+}
+
 static void make_key(void)
 {
 	pthread_key_create(&thread_key, thread_destroy);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 static int on_record(void *ctx, void *data, size_t size)

@@ -27,6 +27,7 @@
 struct uring_thread {
 	struct io_uring ring;
 	int ok;
+	unsigned fork_gen;
 	/* fd number -> batch stamp, to split batches at a repeated fd */
 	uint32_t *stamp;
 	size_t nstamp;
@@ -36,6 +37,8 @@ struct uring_thread {
 static pthread_key_t uring_key;
 static pthread_once_t uring_once = PTHREAD_ONCE_INIT;
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
+/* Bumped in fork()ed children: a ring shares its memory with the parent's. */
+static _Atomic unsigned uring_fork_gen;
 
 static void uring_destroy(void *arg)
 {
@@ -47,9 +50,15 @@ static void uring_destroy(void *arg)
 	free(u);
 }
 
+static void uring_atfork_child(void)
+{
+	atomic_fetch_add(&uring_fork_gen, 1);
+}
+
 static void uring_make_key(void)
 {
 	pthread_key_create(&uring_key, uring_destroy);
+	pthread_atfork(NULL, NULL, uring_atfork_child);
 }
 
 static int ring_init(struct io_uring *ring)
@@ -77,8 +86,13 @@ static struct uring_thread *thread_ring(int *err)
 
 	pthread_once(&uring_once, uring_make_key);
 	u = pthread_getspecific(uring_key);
-	if (u)
+	if (u && u->fork_gen == atomic_load(&uring_fork_gen))
 		return u;
+	if (u) {
+		/* Inherited through fork(): unmap and close our copy only. */
+		pthread_setspecific(uring_key, NULL);
+		uring_destroy(u);
+	}
 	u = calloc(1, sizeof(*u));
 	if (!u) {
 		*err = -ENOMEM;
@@ -90,6 +104,7 @@ static struct uring_thread *thread_ring(int *err)
 		return NULL;
 	}
 	u->ok = 1;
+	u->fork_gen = atomic_load(&uring_fork_gen);
 	pthread_setspecific(uring_key, u);
 	return u;
 }

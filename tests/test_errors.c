@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -140,11 +141,62 @@ static void test_full_nonblocking_target(void **state)
 	fleet_close(&f);
 }
 
+struct resume_arg {
+	struct tcp_fleet *f;
+	int i, ms;
+};
+
+static void *resume_later(void *arg)
+{
+	struct resume_arg *a = arg;
+
+	usleep((useconds_t)a->ms * 1000);
+	fleet_start_reading(a->f, a->i);
+	return NULL;
+}
+
+/* A full *blocking* target: like writev, the call waits until it took all;
+ * it gets every byte, in order, and the other targets theirs. */
+static void test_full_blocking_target(void **state)
+{
+	struct tcp_fleet f;
+	struct resume_arg ra;
+	pthread_t thr;
+	size_t rets[3], len = 16 << 20; /* more than the socket buffers hold */
+	int errs[3], i;
+	unsigned char *buf = malloc(len);
+	struct iovec iov = { buf, len };
+
+	(void)state;
+	fleet_open(&f, 3, 1);
+	/* (Tiny receive buffers would stall TCP itself in zero-window
+	 * probing, so the buffers keep their defaults.) */
+	fleet_stop_reading(&f, 1);
+	ra.f = &f;
+	ra.i = 1;
+	ra.ms = 300;
+	assert_int_equal(pthread_create(&thr, NULL, resume_later, &ra), 0);
+	pattern_fill(buf, len, 77, 0);
+	assert_int_equal(writevv(f.tx, 3, &iov, 1, rets, errs), 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(rets[i], len);
+	}
+	pthread_join(thr, NULL);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(fleet_wait(&f, i, len, 20000), 0);
+		assert_int_equal(pattern_check(f.got[i], len, 77, 0), 0);
+	}
+	free(buf);
+	fleet_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peer_closes),
 		cmocka_unit_test(test_full_nonblocking_target),
+		cmocka_unit_test(test_full_blocking_target),
 	};
 
 	return cmocka_run_group_tests(tests, setup_kernel, NULL);

@@ -131,11 +131,48 @@ static void test_two_processes(void **state)
 	}
 }
 
+/* fork() after this thread has used writevv: parent and child must each
+ * get their own control socket (kernel) and ring (io_uring). */
+static void test_fork_after_use(void **state)
+{
+	struct tcp_fleet f;
+	struct worker w = { &f, 0, 0 };
+	static const size_t warm = 100;
+	int idx = 0, st;
+	pid_t pid;
+
+	(void)state;
+	use_test_engine();
+	fleet_open(&f, PER_THREAD, 1);
+	fanout_check(&f, &idx, 1, &warm, 1, 9); /* this thread now has its state */
+	fleet_reset(&f);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct tcp_fleet g;
+		struct worker wc = { &g, 0, 0 };
+
+		fleet_open(&g, PER_THREAD, 1);
+		worker_main(&wc);
+		check_streams(&g, 0, PER_THREAD);
+		fleet_close(&g);
+		_exit(wc.failures ? 1 : 0);
+	}
+	worker_main(&w);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(w.failures, 0);
+	check_streams(&f, 0, PER_THREAD);
+	fleet_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_many_threads),
 		cmocka_unit_test(test_two_processes),
+		cmocka_unit_test(test_fork_after_use),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
