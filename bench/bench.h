@@ -57,26 +57,23 @@ struct rx_shared {
 	char why[512];
 };
 
-struct rx_sock;
-
 struct conns {
 	int n;
 	const struct recv_mode *mode;
-	int dbase;
+	int set;                  /* engines[].set that uses it */
+	int dbase;                /* first index in the discard program's counters */
 	int *snd;                 /* sender ends: blocking */
-	int *rcv;                 /* receiver ends: non-blocking */
+	bool snd_closed;          /* descriptors closed: only io_uring's file table holds them */
 	unsigned char *drained;   /* 1: a thread drains and checks it; 0: BPF discard */
 	int ndrained, ndiscard;
-	struct rx_sock *rxs;
-	int nthreads;
-	struct rx_thread *threads;
-	int stop_efd;
-	struct rx_shared sh;
-	/* discard mode: per-socket byte counters at the start of the rep */
-	uint64_t *discard_base;
+	pid_t rx_pid;             /* the receiver process */
+	int ctl;
+	int max_calls;
+	struct rx_shared *sh;     /* MAP_SHARED with the receiver process */
+	size_t sh_bytes;
+	uint64_t *discard_base;   /* per-socket discard counters at the start of the rep */
 	uint64_t discard_total_base;
-	/* per-socket tcp_info at the start of the rep */
-	uint64_t *acked_base;
+	uint64_t *acked_base;     /* per-socket tcpi_bytes_acked at the start of the rep */
 };
 
 /* ---- net.c ---------------------------------------------------------------*/
@@ -101,13 +98,17 @@ const char *veth_desc(void);
 int discard_load(char *why, size_t len);
 bool discard_loaded(void);
 
-/* dbase: first index of this set in the discard program's counters */
-struct conns *conns_open(const struct recv_mode *mode, int n, int dbase);
+/* n connections of the given kind; the receiving ends live in a child
+ * process. dbase: first index of this set in the discard program's
+ * counters; max_calls: the most calls a phase will make on it. */
+struct conns *conns_open(const struct recv_mode *mode, int n, int set, int dbase, int max_calls);
+void conns_drop_sender_fds(struct conns *c);
+void conns_stop_rx(struct conns *c);
 void conns_close(struct conns *c);
 
-/* Prepare the receivers for a repetition of 'calls' calls of 'total' bytes. */
-void rx_begin(struct conns *c, size_t total, uint32_t seed_base, int calls,
-	      uint64_t *start_ns, uint64_t *done_ns);
+/* Prepare the receivers for a phase of 'calls' calls of 'total' bytes;
+ * the sender then fills c->sh->start_ns[k], the receivers c->sh->done_ns. */
+void rx_begin(struct conns *c, size_t total, uint32_t seed_base, int calls);
 /* Wait until calls [0, ncalls) are delivered everywhere. 0 or -1 (message
  * already printed: run failed). 'record_discard_k' >= 0 copies the discard
  * sockets' arrival stamps into done_ns for that call. */
@@ -115,10 +116,12 @@ int rx_wait(struct conns *c, int ncalls, int record_discard_k);
 /* After the repetition: checks per-socket byte counts (discard sockets and
  * bytes_acked at the sender) and sums TCP counters. */
 struct tcp_sums {
+	bool valid; /* false: the sender descriptors are closed */
 	uint64_t segs_out, retrans, bytes_acked;
 };
 void tcp_snapshot(struct conns *c, struct tcp_sums *s);
 int rx_finish(struct conns *c, const struct tcp_sums *before, struct tcp_sums *after);
+uint64_t softnet_drops(void);
 
 /* ---- engines.c -----------------------------------------------------------*/
 struct zc_usage {
@@ -126,12 +129,13 @@ struct zc_usage {
 };
 
 enum { ENG_LOOP, ENG_URING, ENG_MEMFD, ENG_SENDZC, ENG_WVV_KERNEL, ENG_WVV_USER,
-       ENG_WVV_DEFAULT, N_ENGINES };
+       ENG_WVV_URING, ENG_WVV_DEFAULT, N_ENGINES };
 
 struct engine {
 	const char *name;
-	/* connection set: 0 plain sockets, 1 sockets writevv may put in its
-	 * sockhash (that clears SOCK_SUPPORT_ZC, so SEND_ZC would fail there) */
+	/* connection set: 1 for all but sendzc; writevv's kernel engine puts
+	 * those sockets in its sockhash, which clears SOCK_SUPPORT_ZC, so
+	 * SEND_ZC gets a set (0) of its own, of the same kind */
 	int set;
 	const char *desc;
 	/* 0 if usable now, else -1 and a reason */
@@ -149,9 +153,12 @@ extern int uring_op_send; /* 0: IORING_OP_WRITEV, 1: IORING_OP_SEND(MSG) */
 extern unsigned uring_setup_flags;
 extern const char *uring_setup_desc;
 int engines_init(int max_targets, char *why, size_t len);
+int engines_attach(int set, const int *fds, int n);
+void engines_detach(int set);
 int engine_index(const char *name);
 /* Did the last writevv call run in kernel mode? (WRITEVV_GETMODE) */
 int wvv_effective_mode(void);
+const char *wvv_mode_name(int mode);
 
 /* ---- stats.c -------------------------------------------------------------*/
 double median_d(double *v, int n);
@@ -174,7 +181,8 @@ struct eng_result {
 	 * unless the cell has no closed phase (then queueing is included) */
 	double p50_us, p99_us; /* medians over reps of per-rep percentiles */
 	bool lat_valid, lat_open;
-	uint64_t retrans;   /* summed over reps */
+	uint64_t retrans;   /* summed over reps (tcpi_total_retrans: includes TLP probes) */
+	uint64_t backlog_drops; /* softnet_stat drops during this engine's reps (machine-wide) */
 	struct zc_usage zc;
 };
 
@@ -186,6 +194,7 @@ struct cell {
 	int iovcnt;
 	int closed_calls, open_calls; /* per repetition */
 	int reps;
+	double secs;        /* wall time the cell took, warm-up included */
 	struct eng_result e[N_ENGINES];
 };
 

@@ -39,6 +39,7 @@ const char *uring_setup_desc = "none";
 static int max_n;
 static struct io_uring ring_u, ring_z;
 static bool ring_u_ok, ring_z_ok;
+static bool fixed_u, fixed_z; /* the targets are registered files (index = target) */
 static char ring_u_why[200], ring_z_why[200];
 static int memfd = -1;
 static char memfd_why[200];
@@ -195,7 +196,10 @@ static void prep_target(struct io_uring_sqe *sqe, bool zc, int fd, int i, const 
 			int iovcnt, size_t total)
 {
 	size_t off = t_done[i];
+	bool fixed = zc ? fixed_z : fixed_u;
 
+	if (fixed)
+		fd = i;
 	if (zc) {
 		/* the payload is contiguous inside the registered pattern table */
 		io_uring_prep_send_zc_fixed(sqe, fd, (const char *)iov[0].iov_base + off, total - off,
@@ -221,7 +225,43 @@ static void prep_target(struct io_uring_sqe *sqe, bool zc, int fd, int i, const 
 			io_uring_prep_writev(sqe, fd, v, (unsigned)cnt, 0);
 		}
 	}
+	if (fixed)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, (__u64)i);
+}
+
+/* Register a connection set's sender descriptors with the ring of the
+ * engine that uses it (set 0: sendzc, set 1: uring). 0 if registered. */
+int engines_attach(int set, const int *fds, int n)
+{
+	struct io_uring *r = set == 0 ? &ring_z : &ring_u;
+	bool ok = set == 0 ? ring_z_ok : ring_u_ok;
+	int err;
+
+	if (!ok)
+		return -1;
+	err = io_uring_register_files(r, fds, (unsigned)n);
+	if (err) {
+		fprintf(stderr, "writevv-bench: io_uring_register_files(%d): %s; plain descriptors used\n",
+			n, strerror(-err));
+		return -1;
+	}
+	if (set == 0)
+		fixed_z = true;
+	else
+		fixed_u = true;
+	return 0;
+}
+
+void engines_detach(int set)
+{
+	if (set == 0 && fixed_z) {
+		io_uring_unregister_files(&ring_z);
+		fixed_z = false;
+	} else if (set == 1 && fixed_u) {
+		io_uring_unregister_files(&ring_u);
+		fixed_u = false;
+	}
 }
 
 static int uring_run(struct io_uring *r, bool zc, const int *fds, int n, const struct iovec *iov,
@@ -442,6 +482,44 @@ static int wvv_user_prepare(char *why, size_t len)
 	return wvv_set(WRITEVV_MODE_USERLAND, why, len);
 }
 
+#ifdef WRITEVV_MODE_IOURING
+static int wvv_uring_avail(char *why, size_t len)
+{
+	return wvv_set(WRITEVV_MODE_IOURING, why, len);
+}
+
+static int wvv_uring_prepare(char *why, size_t len)
+{
+	if (wvv_set(WRITEVV_MODE_IOURING, why, len))
+		return -1;
+	if (wvv_effective_mode() != WRITEVV_MODE_IOURING) {
+		snprintf(why, len, "WRITEVV_GETMODE does not report the io_uring engine");
+		return -1;
+	}
+	return 0;
+}
+#else
+static int wvv_uring_avail(char *why, size_t len)
+{
+	snprintf(why, len, "this libwritevv has no WRITEVV_MODE_IOURING");
+	return -1;
+}
+#define wvv_uring_prepare wvv_uring_avail
+#endif
+
+const char *wvv_mode_name(int mode)
+{
+	switch (mode) {
+	case WRITEVV_MODE_DEFAULT: return "default";
+	case WRITEVV_MODE_KERNEL: return "kernel";
+	case WRITEVV_MODE_USERLAND: return "userland";
+#ifdef WRITEVV_MODE_IOURING
+	case WRITEVV_MODE_IOURING: return "io_uring";
+#endif
+	default: return "?";
+	}
+}
+
 static int wvv_default_prepare(char *why, size_t len)
 {
 	return wvv_set(WRITEVV_MODE_DEFAULT, why, len);
@@ -455,10 +533,10 @@ static int wvv_call(const int *fds, int n, const struct iovec *iov, int iovcnt, 
 }
 
 struct engine engines[N_ENGINES] = {
-	[ENG_LOOP] = { "loop", 0, "writev() on each socket in turn", avail_yes, prepare_none, loop_call },
-	[ENG_URING] = { "uring", 0, "io_uring: one submit of N WRITEV (or SEND) SQEs", uring_avail,
+	[ENG_LOOP] = { "loop", 1, "writev() on each socket in turn", avail_yes, prepare_none, loop_call },
+	[ENG_URING] = { "uring", 1, "io_uring: one submit of N WRITEV (or SEND) SQEs", uring_avail,
 			prepare_none, uring_call },
-	[ENG_MEMFD] = { "memfd", 0, "copy once into a memfd, sendfile() to each socket", memfd_avail,
+	[ENG_MEMFD] = { "memfd", 1, "copy once into a memfd, sendfile() to each socket", memfd_avail,
 			prepare_none, memfd_call },
 	[ENG_SENDZC] = { "sendzc", 0, "io_uring SEND_ZC from a registered buffer, waits for notifs",
 			 sendzc_avail, prepare_none, sendzc_call },
@@ -466,6 +544,8 @@ struct engine engines[N_ENGINES] = {
 			     wvv_kernel_prepare, wvv_call },
 	[ENG_WVV_USER] = { "wvv-user", 1, "writevv() in WRITEVV_MODE_USERLAND", avail_yes,
 			   wvv_user_prepare, wvv_call },
+	[ENG_WVV_URING] = { "wvv-uring", 1, "writevv() in WRITEVV_MODE_IOURING", wvv_uring_avail,
+			    wvv_uring_prepare, wvv_call },
 	[ENG_WVV_DEFAULT] = { "wvv-default", 1, "writevv() in WRITEVV_MODE_DEFAULT", avail_yes,
 			      wvv_default_prepare, wvv_call },
 };

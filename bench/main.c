@@ -52,14 +52,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: writevv-bench [options]\n"
-"  --quick              small grid {10,100,1000} x {64B,1400B,64KiB}, 3 reps, writevvtest 200 loops\n"
+"  --quick              small grid {10,100,1000} x {64B,1400B,64KiB}, 3 reps, writevvtest 40 loops\n"
 "  --workload LIST      writevvtest,grid (default: both)\n"
 "  --recv LIST          drain,discard,nic,nic-discard (default: drain,discard,nic)\n"
 "  --targets LIST       grid target counts (default 10,100,1000,10000)\n"
 "  --payloads LIST      grid payload sizes, K/M suffixes (default 64,1400,16K,64K,256K)\n"
-"  --engines LIST       loop,uring,memfd,sendzc,wvv-kernel,wvv-user,wvv-default (default all)\n"
+"  --engines LIST       loop,uring,memfd,sendzc,wvv-kernel,wvv-user,wvv-uring,wvv-default\n"
+"                       (default all)\n"
 "  --reps N             repetitions per engine and cell (default 5, quick 3)\n"
-"  --loops N            writevvtest calls per repetition (default 5000, quick 200)\n"
+"  --loops N            writevvtest calls per repetition (default 5000 as the original, quick 40)\n"
 "  --calls N            grid: open-loop calls per repetition (default: from a budget per cell)\n"
 "  --closed-calls N     grid: closed-loop calls per repetition (default: min(calls, 200); 0: none)\n"
 "  --csv FILE           write all results as CSV\n"
@@ -238,7 +239,7 @@ static void parse_args(int argc, char **argv)
 	if (!opt.reps)
 		opt.reps = opt.quick ? 3 : 5;
 	if (!opt.loops)
-		opt.loops = opt.quick ? 200 : 5000;
+		opt.loops = opt.quick ? 40 : 5000;
 	opt.budget_writes = opt.quick ? 3000 : 20000;
 	opt.budget_bytes = opt.quick ? (8l << 20) : (64l << 20);
 	opt.max_calls = opt.quick ? 300 : 2000;
@@ -332,10 +333,11 @@ static void print_header(void)
 	       env.backlog_set);
 	printf("# CPU = CLOCK_THREAD_CPUTIME_ID of the sending thread around each call; "
 	       "IRQ time accounting %s\n", irq_time_accounting());
-	printf("# connection sets: loop/uring/memfd/sendzc share one set of connections, the wvv-*\n"
-	       "#   engines a second set of the same kind: writevv's kernel engine puts its targets in a\n"
-	       "#   sockhash, which clears SOCK_SUPPORT_ZC (SEND_ZC then fails with EOPNOTSUPP);\n"
-	       "#   wvv-user against loop shows what the two sets differ by\n");
+	printf("# connections: the receiving ends live in a child process per connection set;\n"
+	       "#   all engines but sendzc write to the same connections (set 1); sendzc has its own\n"
+	       "#   set of the same kind (set 0): writevv's kernel engine puts set 1's sockets in its\n"
+	       "#   sockhash, which clears SOCK_SUPPORT_ZC, and SEND_ZC then fails with EOPNOTSUPP;\n"
+	       "#   io_uring engines use their set as registered files (IOSQE_FIXED_FILE)\n");
 	printf("# pattern: every call sends other bytes (a table at a per-call offset); drained sockets\n"
 	       "#   compare every byte; discard sockets: per-socket byte counts from the BPF program;\n"
 	       "#   all sender sockets: tcpi_bytes_acked must grow by exactly the bytes written\n");
@@ -363,8 +365,8 @@ static void print_header(void)
 		printf("kernel: unavailable (%s)\n", eng_why[ENG_WVV_KERNEL]);
 	m = WRITEVV_MODE_DEFAULT;
 	if (!writevv_control(WRITEVV_SETMODE, &m))
-		printf("# writevv default mode resolves to: %s\n",
-		       wvv_effective_mode() == WRITEVV_MODE_KERNEL ? "kernel" : "userland");
+		printf("# writevv default mode resolves to (WRITEVV_GETMODE): %s\n",
+		       wvv_mode_name(wvv_effective_mode()));
 	for (i = 0; i < n_recv_modes; i++)
 		if (opt.recv[i])
 			printf("# receivers '%s': %s\n", recv_modes[i].name, recv_modes[i].desc);
@@ -407,8 +409,7 @@ static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int call
 		      struct phase_out *o)
 {
 	int n = c->n, k, i;
-	uint64_t *start = calloc((size_t)calls, sizeof(uint64_t));
-	uint64_t *done = calloc((size_t)calls * (size_t)n, sizeof(uint64_t));
+	uint64_t *start, *done;
 	size_t *rets = malloc(sizeof(size_t) * (size_t)n);
 	int *errs = malloc(sizeof(int) * (size_t)n);
 	uint32_t seed = g_seed;
@@ -416,11 +417,13 @@ static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int call
 	uint64_t cpu = 0, t0, t1, *lat;
 	size_t nlat = 0, stride, idx;
 
-	if (!start || !done || !rets || !errs)
+	if (!rets || !errs)
 		abort();
 	g_seed += (uint32_t)calls;
 	tcp_snapshot(c, &before);
-	rx_begin(c, total, seed, calls, start, done);
+	rx_begin(c, total, seed, calls);
+	start = c->sh->start_ns;
+	done = c->sh->done_ns;
 	t0 = now_ns();
 	for (k = 0; k < calls; k++) {
 		struct iovec iov[MAX_IOV];
@@ -458,7 +461,7 @@ static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int call
 	o->cpu = (double)cpu / ((double)calls * n);
 	o->wall = (double)(t1 - t0) / ((double)calls * n);
 	o->mbps = (double)calls * n * (double)total / (double)(t1 - t0) * 1e3;
-	o->segs = (double)(after.segs_out - before.segs_out) / ((double)calls * n);
+	o->segs = after.valid ? (double)(after.segs_out - before.segs_out) / ((double)calls * n) : NAN;
 	o->retrans = after.retrans - before.retrans;
 
 	/* latency: call start -> last byte at each receiver; at most ~1M samples */
@@ -478,8 +481,6 @@ static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int call
 	o->p50 = pct_u64(lat, nlat, 50) / 1e3;
 	o->p99 = pct_u64(lat, nlat, 99) / 1e3;
 	free(lat);
-	free(start);
-	free(done);
 	free(rets);
 	free(errs);
 }
@@ -547,6 +548,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 		     int closed_calls, int open_calls)
 {
 	struct conns *c = cs[0] ? cs[0] : cs[1];
+	uint64_t t_cell = now_ns();
 	struct cell *cell;
 	struct rep_out *ro = calloc((size_t)opt.reps * N_ENGINES, sizeof(*ro));
 	bool ok[N_ENGINES];
@@ -584,15 +586,18 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 	for (r = 0; r < opt.reps; r++) {
 		for (e = 0; e < N_ENGINES; e++) {
 			struct zc_usage z0 = zc_usage;
+			uint64_t d0;
 
 			if (!ok[e])
 				continue;
+			d0 = softnet_drops();
 			if (run_rep(e, cs[engines[e].set], total, iovcnt, closed_calls, open_calls,
 				    &ro[r * N_ENGINES + e])) {
 				ok[e] = false;
 				snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %s", eng_why[e]);
 				continue;
 			}
+			cell->e[e].backlog_drops += softnet_drops() - d0;
 			cell->e[e].zc.notifs += zc_usage.notifs - z0.notifs;
 			cell->e[e].zc.copied += zc_usage.copied - z0.copied;
 		}
@@ -626,6 +631,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 	}
 	free(ro);
 	fprintf(stderr, "\n");
+	cell->secs = (double)(now_ns() - t_cell) / 1e9;
 	report_cell(cell);
 }
 
@@ -650,25 +656,52 @@ static int grid_calls(int n, size_t p)
 	return (int)c;
 }
 
-/* Set 0 for the engines that leave sockets alone, set 1 for writevv's. */
-static void conns_open_sets(const struct recv_mode *rm, int n, struct conns **cs)
+/*
+ * Set 1: every engine but sendzc; set 0: sendzc's own connections of the
+ * same kind (writevv's kernel engine puts set 1's sockets in its sockhash,
+ * and a socket that has been in a sockmap no longer supports SEND_ZC). The
+ * io_uring engines get their set as registered files; when both sets do
+ * not fit in RLIMIT_NOFILE, set 0's descriptors are closed and only the
+ * ring's file table keeps those sockets.
+ */
+static void conns_open_sets(const struct recv_mode *rm, int n, int max_calls, struct conns **cs)
 {
 	bool need[2] = { false, false };
+	struct rlimit rl;
 	int e;
 
 	for (e = 0; e < N_ENGINES; e++)
 		if (opt.eng[e] && eng_ok[e])
 			need[engines[e].set] = true;
-	cs[0] = need[0] ? conns_open(rm, n, 0) : NULL;
-	cs[1] = need[1] ? conns_open(rm, n, need[0] ? n : 0) : NULL;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	cs[0] = cs[1] = NULL;
+	if (need[0]) {
+		cs[0] = conns_open(rm, n, 0, 0, max_calls);
+		if (engines_attach(0, cs[0]->snd, n) == 0 && need[1] &&
+		    (rlim_t)(2 * n + 256) > rl.rlim_cur) {
+			conns_drop_sender_fds(cs[0]);
+			fprintf(stderr, "  set 0: descriptors closed, io_uring's file table holds the "
+				"sockets (segs/write and bytes_acked not available for sendzc)\n");
+		}
+	}
+	if (need[1]) {
+		cs[1] = conns_open(rm, n, 1, need[0] ? n : 0, max_calls);
+		engines_attach(1, cs[1]->snd, n);
+	}
 }
 
 static void conns_close_sets(struct conns **cs)
 {
-	if (cs[0])
-		conns_close(cs[0]);
-	if (cs[1])
-		conns_close(cs[1]);
+	int s;
+
+	for (s = 0; s < 2; s++) {
+		if (!cs[s])
+			continue;
+		conns_stop_rx(cs[s]);
+		engines_detach(s);
+		conns_close(cs[s]);
+		cs[s] = NULL;
+	}
 }
 
 static void raise_nofile(int need)
@@ -721,7 +754,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < opt.npayloads; i++)
 		if (opt.payloads[i] > maxp)
 			maxp = opt.payloads[i];
-	raise_nofile(4 * maxn + 512);
+	raise_nofile(2 * maxn + 512);
 	pattern_init(maxp);
 	net_install_signal_handlers();
 	atexit(net_cleanup);
@@ -751,13 +784,18 @@ int main(int argc, char **argv)
 			       "dropped by the sk_skb verdict (counts checked)\n", env.discard_sample);
 		}
 		if (opt.wl_writevvtest) {
-			conns_open_sets(rm, 1000, cs);
+			conns_open_sets(rm, 1000, opt.loops, cs);
 			run_cell(cs, "writevvtest", 4 * 974, 4, 0, opt.loops);
 			conns_close_sets(cs);
 		}
 		if (opt.wl_grid) {
 			for (i = 0; i < opt.ntargets; i++) {
-				conns_open_sets(rm, opt.targets[i], cs);
+				int mc = 1;
+
+				for (j = 0; j < opt.npayloads; j++)
+					if (grid_calls(opt.targets[i], opt.payloads[j]) > mc)
+						mc = grid_calls(opt.targets[i], opt.payloads[j]);
+				conns_open_sets(rm, opt.targets[i], mc, cs);
 				for (j = 0; j < opt.npayloads; j++) {
 					int oc = grid_calls(opt.targets[i], opt.payloads[j]);
 

@@ -21,9 +21,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -353,11 +356,11 @@ int discard_load(char *why, size_t len)
 
 #define DISCARD_MAX DISCARD_MAX_SOCKS
 
-/* ---- receiving threads -----------------------------------------------------*/
+/* ---- receiving threads (in the receiver process) ----------------------------*/
 struct rx_sock {
 	int fd;
 	int idx;
-	struct conns *c;
+	struct rx_shared *sh;
 	uint32_t gen;
 	uint32_t k;
 	size_t off;
@@ -366,11 +369,12 @@ struct rx_sock {
 struct rx_thread {
 	pthread_t th;
 	int epfd;
-	struct conns *c;
+	struct rx_shared *sh;
 };
 
 #define RXBUF (256 * 1024)
 
+/* The receivers live in another process: shared (not private) futexes. */
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
@@ -389,12 +393,12 @@ static void rx_fail(struct rx_shared *sh, const char *fmt, ...)
 		atomic_store(&sh->failed, 2);
 	}
 	atomic_store(&sh->wake_at, 0);
-	futex(&sh->completed, FUTEX_WAKE_PRIVATE, 1 << 30, NULL);
+	futex(&sh->completed, FUTEX_WAKE, 1 << 30, NULL);
 }
 
 static void rx_data(struct rx_sock *s, const uint8_t *buf, size_t r)
 {
-	struct rx_shared *sh = &s->c->sh;
+	struct rx_shared *sh = s->sh;
 	uint32_t g = atomic_load_explicit(&sh->gen, memory_order_acquire);
 	size_t pos = 0;
 
@@ -435,7 +439,7 @@ static void rx_data(struct rx_sock *s, const uint8_t *buf, size_t r)
 			s->off = 0;
 			v = atomic_fetch_add(&sh->completed, 1) + 1;
 			if (v == atomic_load(&sh->wake_at))
-				futex(&sh->completed, FUTEX_WAKE_PRIVATE, 1, NULL);
+				futex(&sh->completed, FUTEX_WAKE, 1, NULL);
 		}
 	}
 }
@@ -467,7 +471,7 @@ static void *rx_main(void *arg)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			rx_fail(&t->c->sh, "epoll_wait: %s", strerror(errno));
+			rx_fail(t->sh, "epoll_wait: %s", strerror(errno));
 			break;
 		}
 		for (i = 0; i < n; i++) {
@@ -488,7 +492,7 @@ static void *rx_main(void *arg)
 					continue;
 				if (r < 0 && errno == EAGAIN)
 					break;
-				rx_fail(&t->c->sh, "socket %d: %s", s->idx,
+				rx_fail(t->sh, "socket %d: %s", s->idx,
 					r == 0 ? "unexpected end of stream" : strerror(errno));
 				epoll_ctl(t->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 				break;
@@ -506,78 +510,356 @@ static int setopt_int(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
-static void tune_socket(int fd)
+static int tune_socket(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, env.cc, (socklen_t)strlen(env.cc))) {
-		fprintf(stderr, "writevv-bench: TCP_CONGESTION %s: %s\n", env.cc, strerror(errno));
-		exit(1);
-	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, env.cc, (socklen_t)strlen(env.cc)))
+		return -1;
 	setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 	/* abortive close: no TIME_WAIT left to exhaust the ports of later cells */
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	return 0;
 }
 
-static int make_listener(const struct recv_mode *m, struct sockaddr_in *sa)
+static int make_listener(const struct recv_mode *m, struct sockaddr_in *sa, char *why, size_t len)
 {
 	socklen_t sl = sizeof(*sa);
 	int fd;
 
 	if (m->net == NET_VETH) {
 		if (setns(ns_fd, CLONE_NEWNET)) {
-			perror("setns");
-			exit(1);
+			snprintf(why, len, "setns: %s", strerror(errno));
+			return -1;
 		}
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (setns(self_ns_fd, CLONE_NEWNET)) {
-			perror("setns back");
-			exit(1);
+			snprintf(why, len, "setns back: %s", strerror(errno));
+			return -1;
 		}
 	} else {
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	}
 	if (fd < 0) {
-		perror("socket");
-		exit(1);
+		snprintf(why, len, "socket: %s", strerror(errno));
+		return -1;
 	}
 	memset(sa, 0, sizeof(*sa));
 	sa->sin_family = AF_INET;
 	inet_pton(AF_INET, m->net == NET_VETH ? addr_b : "127.0.0.1", &sa->sin_addr);
-	tune_socket(fd);
-	if (bind(fd, (struct sockaddr *)sa, sizeof(*sa)) || listen(fd, 4096) ||
+	if (tune_socket(fd) || bind(fd, (struct sockaddr *)sa, sizeof(*sa)) || listen(fd, 4096) ||
 	    getsockname(fd, (struct sockaddr *)sa, &sl)) {
-		perror("listener");
-		exit(1);
+		snprintf(why, len, "listener: %s", strerror(errno));
+		return -1;
 	}
 	return fd;
 }
 
-struct conns *conns_open(const struct recv_mode *m, int n, int dbase)
+static int xread(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int xwrite(int fd, const void *buf, size_t len)
+{
+	size_t put = 0;
+
+	while (put < len) {
+		ssize_t r = write(fd, (const char *)buf + put, len - put);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		put += (size_t)r;
+	}
+	return 0;
+}
+
+/* In the receiver process: keep only the descriptors it needs. */
+static void close_other_fds(const int *keep, int nkeep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int *fds = NULL, nfds = 0, cap = 0, i, j, dfd;
+
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dfd || fd <= 2)
+			continue;
+		for (j = 0; j < nkeep && keep[j] != fd; j++)
+			;
+		if (j < nkeep)
+			continue;
+		if (nfds == cap) {
+			cap = cap ? 2 * cap : 1024;
+			fds = realloc(fds, sizeof(int) * (size_t)cap);
+			if (!fds)
+				abort();
+		}
+		fds[nfds++] = fd;
+	}
+	closedir(d);
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	free(fds);
+}
+
+#define CHILD_FAIL(...)                                         \
+	do {                                                    \
+		rx_fail(sh, __VA_ARGS__);                       \
+		_exit(1);                                       \
+	} while (0)
+
+/*
+ * The receiver process of one connection set: accepts the connections,
+ * puts the discard sockets in the sockmap, drains and checks the others.
+ * Separate from the sender so that each process stays within
+ * RLIMIT_NOFILE (10000 targets = 10000 descriptors on each side).
+ */
+static void __attribute__((noreturn)) rx_child(struct conns *c, int ctl)
+{
+	struct rx_shared *sh = c->sh;
+	const struct recv_mode *m = c->mode;
+	int keep[8], nkeep = 0, lfd, n = c->n, done = 0, i, j, t, stop_efd, nthreads;
+	int mfd = -1, ifd = -1;
+	struct sockaddr_in la;
+	struct rx_sock *rxs;
+	struct rx_thread *threads;
+	int *rcv, *port_idx;
+	char why[256], cmd;
+	int sigs[] = { SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGABRT, SIGFPE };
+	size_t k;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* ^C goes to the whole process group: the sender cleans up and
+	 * this process dies with it (PDEATHSIG) */
+	signal(SIGINT, SIG_IGN);
+	for (k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+		signal(sigs[k], SIG_DFL);
+	keep[nkeep++] = ctl;
+	if (ns_fd >= 0)
+		keep[nkeep++] = ns_fd;
+	if (self_ns_fd >= 0)
+		keep[nkeep++] = self_ns_fd;
+	if (c->ndiscard) {
+		mfd = bpf_map__fd(dskel->maps.discard_map);
+		ifd = bpf_map__fd(dskel->maps.discard_index);
+		keep[nkeep++] = mfd;
+		keep[nkeep++] = ifd;
+	}
+	close_other_fds(keep, nkeep);
+	pin_mask(env.rx_mask);
+
+	rcv = malloc(sizeof(int) * (size_t)n);
+	rxs = calloc((size_t)n, sizeof(*rxs));
+	port_idx = malloc(sizeof(int) * 65536);
+	if (!rcv || !rxs || !port_idx)
+		CHILD_FAIL("receiver: out of memory");
+	lfd = make_listener(m, &la, why, sizeof(why));
+	if (lfd < 0)
+		CHILD_FAIL("receiver: %s", why);
+	if (xwrite(ctl, &la, sizeof(la)))
+		_exit(1);
+	/* batches: the sender connects, sends the local ports in index order */
+	while (done < n) {
+		int batch;
+		uint16_t ports[1024];
+
+		if (xread(ctl, &batch, sizeof(batch)) || batch <= 0 || batch > 1024 ||
+		    xread(ctl, ports, sizeof(uint16_t) * (size_t)batch))
+			_exit(1);
+		for (j = 0; j < batch; j++)
+			port_idx[ports[j]] = done + j;
+		for (j = 0; j < batch; j++) {
+			struct sockaddr_in peer;
+			socklen_t pl = sizeof(peer);
+			int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd < 0)
+				CHILD_FAIL("receiver: accept: %s", strerror(errno));
+			if (tune_socket(fd))
+				CHILD_FAIL("receiver: TCP_CONGESTION %s: %s", env.cc, strerror(errno));
+			rcv[port_idx[ntohs(peer.sin_port)]] = fd;
+		}
+		done += batch;
+		if (xwrite(ctl, "k", 1))
+			_exit(1);
+	}
+	close(lfd);
+	free(port_idx);
+
+	for (i = 0; i < n; i++) {
+		rxs[i].fd = rcv[i];
+		rxs[i].idx = i;
+		rxs[i].sh = sh;
+		rxs[i].gen = ~0u;
+		if (c->drained[i])
+			continue;
+		{
+			uint64_t cookie, fdv = (uint64_t)rcv[i];
+			socklen_t cl = sizeof(cookie);
+			uint32_t key = (uint32_t)(c->dbase + i);
+
+			if (getsockopt(rcv[i], SOL_SOCKET, SO_COOKIE, &cookie, &cl))
+				CHILD_FAIL("receiver: SO_COOKIE: %s", strerror(errno));
+			dskel->bss->socks_stat[c->dbase + i].bytes = 0;
+			dskel->bss->socks_stat[c->dbase + i].last_ns = 0;
+			if (bpf_map_update_elem(ifd, &cookie, &key, BPF_ANY) ||
+			    bpf_map_update_elem(mfd, &key, &fdv, BPF_ANY))
+				CHILD_FAIL("receiver: adding socket %d to the discard map: %s", i,
+					   strerror(errno));
+		}
+	}
+
+	stop_efd = eventfd(0, EFD_CLOEXEC);
+	nthreads = env.rx_threads;
+	threads = calloc((size_t)nthreads, sizeof(*threads));
+	if (!threads || stop_efd < 0)
+		CHILD_FAIL("receiver: out of memory");
+	for (t = 0; t < nthreads; t++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+
+		threads[t].sh = sh;
+		threads[t].epfd = epoll_create1(EPOLL_CLOEXEC);
+		epoll_ctl(threads[t].epfd, EPOLL_CTL_ADD, stop_efd, &ev);
+	}
+	for (i = 0, j = 0; i < n; i++) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		if (!c->drained[i])
+			continue;
+		ev.data.ptr = &rxs[i];
+		if (epoll_ctl(threads[j++ % nthreads].epfd, EPOLL_CTL_ADD, rcv[i], &ev))
+			CHILD_FAIL("receiver: epoll_ctl: %s", strerror(errno));
+	}
+	for (t = 0; t < nthreads; t++)
+		pthread_create(&threads[t].th, NULL, rx_main, &threads[t]);
+	if (xwrite(ctl, "r", 1))
+		_exit(1);
+
+	/* until the sender says quit (or goes away) */
+	while (xread(ctl, &cmd, 1) == 0 && cmd != 'q')
+		;
+	{
+		uint64_t one = 1;
+
+		if (write(stop_efd, &one, sizeof(one)) < 0)
+			_exit(1);
+	}
+	for (t = 0; t < nthreads; t++)
+		pthread_join(threads[t].th, NULL);
+	for (i = 0; i < n; i++) {
+		if (!c->drained[i]) {
+			uint64_t cookie;
+			socklen_t cl = sizeof(cookie);
+
+			if (!getsockopt(rcv[i], SOL_SOCKET, SO_COOKIE, &cookie, &cl))
+				bpf_map_delete_elem(ifd, &cookie);
+		}
+		close(rcv[i]);
+	}
+	if (xwrite(ctl, "x", 1))
+		_exit(1);
+	_exit(0);
+}
+
+static void parent_fail(struct conns *c, const char *what)
+{
+	int st;
+
+	waitpid(c->rx_pid, &st, 0);
+	if (atomic_load(&c->sh->failed) == 2)
+		fprintf(stderr, "writevv-bench: FAILED: %s\n", c->sh->why);
+	else
+		fprintf(stderr, "writevv-bench: FAILED: the receiver process %s\n", what);
+	exit(1);
+}
+
+struct conns *conns_open(const struct recv_mode *m, int n, int set, int dbase, int max_calls)
 {
 	struct conns *c = calloc(1, sizeof(*c));
 	struct sockaddr_in la;
-	int *port_idx = malloc(sizeof(int) * 65536);
-	int lfd, i, j, done = 0, t;
+	int sv[2], i, done = 0;
 	uint64_t t0 = now_ns();
+	size_t bytes;
+	char ack;
 
-	if (!c || !port_idx)
+	if (!c)
 		abort();
 	c->n = n;
 	c->mode = m;
+	c->set = set;
 	c->dbase = dbase;
+	c->max_calls = max_calls;
 	c->snd = malloc(sizeof(int) * (size_t)n);
-	c->rcv = malloc(sizeof(int) * (size_t)n);
 	c->drained = calloc((size_t)n, 1);
-	c->rxs = calloc((size_t)n, sizeof(*c->rxs));
 	c->discard_base = calloc((size_t)n, sizeof(uint64_t));
 	c->acked_base = calloc((size_t)n, sizeof(uint64_t));
-	if (!c->snd || !c->rcv || !c->drained || !c->rxs || !c->discard_base || !c->acked_base)
+	if (!c->snd || !c->drained || !c->discard_base || !c->acked_base)
 		abort();
+	for (i = 0; i < n; i++) {
+		c->drained[i] = m->rx == RX_DRAIN || i % env.discard_sample == 0;
+		if (c->drained[i])
+			c->ndrained++;
+		else
+			c->ndiscard++;
+	}
+	if (c->ndiscard && dbase + n > DISCARD_MAX) {
+		fprintf(stderr, "writevv-bench: discard mode supports %d sockets\n", DISCARD_MAX);
+		exit(1);
+	}
 
-	lfd = make_listener(m, &la);
+	/* shared with the receiver process: state, call start times, arrivals */
+	bytes = sizeof(struct rx_shared) + sizeof(uint64_t) * ((size_t)max_calls +
+							       (size_t)max_calls * (size_t)n);
+	bytes = (bytes + 4095) & ~(size_t)4095;
+	c->sh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c->sh == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	c->sh_bytes = bytes;
+	c->sh->start_ns = (uint64_t *)(c->sh + 1);
+	c->sh->done_ns = c->sh->start_ns + max_calls;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		perror("socketpair");
+		exit(1);
+	}
+	fflush(NULL);
+	c->rx_pid = fork();
+	if (c->rx_pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	if (c->rx_pid == 0) {
+		close(sv[0]);
+		rx_child(c, sv[1]);
+	}
+	close(sv[1]);
+	c->ctl = sv[0];
+	if (xread(c->ctl, &la, sizeof(la)))
+		parent_fail(c, "did not start");
+
 	while (done < n) {
 		int batch = n - done < 1024 ? n - done : 1024;
+		uint16_t ports[1024];
 
 		for (i = done; i < done + batch; i++) {
 			struct sockaddr_in me;
@@ -589,135 +871,67 @@ struct conns *conns_open(const struct recv_mode *m, int n, int dbase)
 					strerror(errno));
 				exit(1);
 			}
-			tune_socket(fd);
+			if (tune_socket(fd)) {
+				fprintf(stderr, "writevv-bench: TCP_CONGESTION %s: %s\n", env.cc,
+					strerror(errno));
+				exit(1);
+			}
 			if (connect(fd, (struct sockaddr *)&la, sizeof(la)) ||
 			    getsockname(fd, (struct sockaddr *)&me, &ml)) {
 				fprintf(stderr, "writevv-bench: connect %d: %s\n", i, strerror(errno));
 				exit(1);
 			}
 			c->snd[i] = fd;
-			port_idx[ntohs(me.sin_port)] = i;
+			ports[i - done] = ntohs(me.sin_port);
 		}
-		for (j = 0; j < batch; j++) {
-			struct sockaddr_in peer;
-			socklen_t pl = sizeof(peer);
-			int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-			if (fd < 0) {
-				fprintf(stderr, "writevv-bench: accept: %s\n", strerror(errno));
-				exit(1);
-			}
-			tune_socket(fd);
-			c->rcv[port_idx[ntohs(peer.sin_port)]] = fd;
-		}
+		if (xwrite(c->ctl, &batch, sizeof(batch)) ||
+		    xwrite(c->ctl, ports, sizeof(uint16_t) * (size_t)batch) || xread(c->ctl, &ack, 1))
+			parent_fail(c, "failed while accepting");
 		done += batch;
 	}
-	close(lfd);
-	free(port_idx);
-
-	for (i = 0; i < n; i++) {
-		c->drained[i] = m->rx == RX_DRAIN || i % env.discard_sample == 0;
-		c->rxs[i].fd = c->rcv[i];
-		c->rxs[i].idx = i;
-		c->rxs[i].c = c;
-		c->rxs[i].gen = ~0u;
-		if (c->drained[i])
-			c->ndrained++;
-		else
-			c->ndiscard++;
-	}
-
-	if (c->ndiscard) {
-		int mfd = bpf_map__fd(dskel->maps.discard_map);
-		int ifd = bpf_map__fd(dskel->maps.discard_index);
-
-		if (dbase + n > DISCARD_MAX) {
-			fprintf(stderr, "writevv-bench: discard mode supports %d sockets\n", DISCARD_MAX);
-			exit(1);
-		}
-		for (i = 0; i < n; i++) {
-			uint64_t cookie, fdv = (uint64_t)c->rcv[i];
-			socklen_t cl = sizeof(cookie);
-			uint32_t key = (uint32_t)(dbase + i);
-
-			if (c->drained[i])
-				continue;
-			if (getsockopt(c->rcv[i], SOL_SOCKET, SO_COOKIE, &cookie, &cl)) {
-				perror("SO_COOKIE");
-				exit(1);
-			}
-			dskel->bss->socks_stat[dbase + i].bytes = 0;
-			dskel->bss->socks_stat[dbase + i].last_ns = 0;
-			if (bpf_map_update_elem(ifd, &cookie, &key, BPF_ANY) ||
-			    bpf_map_update_elem(mfd, &key, &fdv, BPF_ANY)) {
-				fprintf(stderr, "writevv-bench: adding socket %d to the discard map: %s\n",
-					i, strerror(errno));
-				exit(1);
-			}
-		}
-	}
-
-	c->stop_efd = eventfd(0, EFD_CLOEXEC);
-	c->nthreads = env.rx_threads;
-	c->threads = calloc((size_t)c->nthreads, sizeof(*c->threads));
-	for (t = 0; t < c->nthreads; t++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-
-		c->threads[t].c = c;
-		c->threads[t].epfd = epoll_create1(EPOLL_CLOEXEC);
-		epoll_ctl(c->threads[t].epfd, EPOLL_CTL_ADD, c->stop_efd, &ev);
-	}
-	for (i = 0, j = 0; i < n; i++) {
-		struct epoll_event ev = { .events = EPOLLIN };
-
-		if (!c->drained[i])
-			continue;
-		ev.data.ptr = &c->rxs[i];
-		if (epoll_ctl(c->threads[j++ % c->nthreads].epfd, EPOLL_CTL_ADD, c->rcv[i], &ev)) {
-			perror("epoll_ctl");
-			exit(1);
-		}
-	}
-	for (t = 0; t < c->nthreads; t++)
-		pthread_create(&c->threads[t].th, NULL, rx_main, &c->threads[t]);
-	fprintf(stderr, "  [%s] %d connections up in %.2f s (%d drained, %d discarded)\n",
-		m->name, n, (double)(now_ns() - t0) / 1e9, c->ndrained, c->ndiscard);
+	if (xread(c->ctl, &ack, 1) || ack != 'r')
+		parent_fail(c, "failed while setting up");
+	fprintf(stderr, "  [%s] set %d: %d connections up in %.2f s (%d drained, %d discarded)\n",
+		m->name, set, n, (double)(now_ns() - t0) / 1e9, c->ndrained, c->ndiscard);
 	return c;
+}
+
+void conns_drop_sender_fds(struct conns *c)
+{
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		close(c->snd[i]);
+		c->snd[i] = -1;
+	}
+	c->snd_closed = true;
+}
+
+void conns_stop_rx(struct conns *c)
+{
+	char ack;
+	int st;
+
+	if (!c->rx_pid)
+		return;
+	if (xwrite(c->ctl, "q", 1) == 0)
+		xread(c->ctl, &ack, 1);
+	waitpid(c->rx_pid, &st, 0);
+	close(c->ctl);
+	c->rx_pid = 0;
 }
 
 void conns_close(struct conns *c)
 {
-	uint64_t one = 1;
-	int i, t;
+	int i;
 
-	if (write(c->stop_efd, &one, sizeof(one)) < 0)
-		perror("eventfd");
-	for (t = 0; t < c->nthreads; t++) {
-		pthread_join(c->threads[t].th, NULL);
-		close(c->threads[t].epfd);
-	}
-	close(c->stop_efd);
-	if (c->ndiscard) {
-		int ifd = bpf_map__fd(dskel->maps.discard_index);
-
-		for (i = 0; i < c->n; i++) {
-			uint64_t cookie;
-			socklen_t cl = sizeof(cookie);
-
-			if (!c->drained[i] &&
-			    !getsockopt(c->rcv[i], SOL_SOCKET, SO_COOKIE, &cookie, &cl))
-				bpf_map_delete_elem(ifd, &cookie);
-		}
-	}
-	for (i = 0; i < c->n; i++) {
-		close(c->snd[i]);
-		close(c->rcv[i]);
-	}
-	free(c->threads);
+	conns_stop_rx(c);
+	if (!c->snd_closed)
+		for (i = 0; i < c->n; i++)
+			close(c->snd[i]);
+	munmap(c->sh, c->sh_bytes);
 	free(c->snd);
-	free(c->rcv);
 	free(c->drained);
-	free(c->rxs);
 	free(c->discard_base);
 	free(c->acked_base);
 	free(c);
@@ -729,18 +943,21 @@ static volatile uint64_t *discard_total(void)
 	return (volatile uint64_t *)&dskel->bss->total_bytes;
 }
 
-void rx_begin(struct conns *c, size_t total, uint32_t seed_base, int calls,
-	      uint64_t *start_ns, uint64_t *done_ns)
+void rx_begin(struct conns *c, size_t total, uint32_t seed_base, int calls)
 {
-	struct rx_shared *sh = &c->sh;
+	struct rx_shared *sh = c->sh;
 	int i;
 
+	if (calls > c->max_calls) {
+		fprintf(stderr, "writevv-bench: internal error: %d calls > %d\n", calls, c->max_calls);
+		exit(1);
+	}
 	sh->n = c->n;
 	sh->total = total;
 	sh->seed_base = seed_base;
 	sh->calls = calls;
-	sh->start_ns = start_ns;
-	sh->done_ns = done_ns;
+	memset(sh->start_ns, 0, sizeof(uint64_t) * (size_t)calls);
+	memset(sh->done_ns, 0, sizeof(uint64_t) * (size_t)calls * (size_t)c->n);
 	atomic_store(&sh->completed, 0);
 	atomic_store(&sh->wake_at, 0);
 	if (c->ndiscard) {
@@ -767,11 +984,11 @@ static int rx_failed(struct rx_shared *sh)
 
 int rx_wait(struct conns *c, int ncalls, int record_discard_k)
 {
-	struct rx_shared *sh = &c->sh;
+	struct rx_shared *sh = c->sh;
 	uint32_t target = (uint32_t)ncalls * (uint32_t)c->ndrained;
 	uint64_t dtarget = c->discard_total_base + (uint64_t)ncalls * (uint64_t)c->ndiscard * sh->total;
 	uint64_t last_progress = now_ns(), last_val = 0, spin_until = last_progress + 100000;
-	int i;
+	int i, st = 0;
 
 	/* a short spin first: the sender's core has nothing else to do, and a
 	 * futex sleep adds a wake-up (tens of us on this VM) to every call */
@@ -793,6 +1010,11 @@ int rx_wait(struct conns *c, int ncalls, int record_discard_k)
 		if (got + dgot != last_val) {
 			last_val = got + dgot;
 			last_progress = now_ns();
+		} else if (now_ns() - last_progress > 1000000000ull &&
+			   waitpid(c->rx_pid, &st, WNOHANG) == c->rx_pid) {
+			fprintf(stderr, "\nwritevv-bench: FAILED: the receiver process died (status %d)\n", st);
+			c->rx_pid = 0;
+			return -1;
 		} else if (now_ns() - last_progress > 30ull * 1000000000ull) {
 			fprintf(stderr, "\nwritevv-bench: FAILED: no delivery progress for 30 s: "
 				"%u/%u socket-calls received by threads, %llu/%llu discarded bytes\n",
@@ -806,7 +1028,7 @@ int rx_wait(struct conns *c, int ncalls, int record_discard_k)
 			atomic_store(&sh->wake_at, target);
 			if (atomic_load(&sh->completed) >= target)
 				continue;
-			futex(&sh->completed, FUTEX_WAIT_PRIVATE, got, &ts);
+			futex(&sh->completed, FUTEX_WAIT, got, &ts);
 		} else {
 			struct timespec ts = { 0, 20000 };
 
@@ -838,7 +1060,8 @@ void tcp_snapshot(struct conns *c, struct tcp_sums *s)
 	int i;
 
 	memset(s, 0, sizeof(*s));
-	for (i = 0; i < c->n; i++) {
+	s->valid = !c->snd_closed;
+	for (i = 0; i < c->n && s->valid; i++) {
 		if (tcp_info_of(c->snd[i], &ti))
 			continue;
 		c->acked_base[i] = ti.tcpi_bytes_acked;
@@ -850,7 +1073,7 @@ void tcp_snapshot(struct conns *c, struct tcp_sums *s)
 
 int rx_finish(struct conns *c, const struct tcp_sums *before, struct tcp_sums *after)
 {
-	struct rx_shared *sh = &c->sh;
+	struct rx_shared *sh = c->sh;
 	uint64_t want = (uint64_t)sh->calls * sh->total;
 	uint64_t deadline = now_ns() + 10ull * 1000000000ull;
 	struct tcp_info ti;
@@ -872,7 +1095,8 @@ int rx_finish(struct conns *c, const struct tcp_sums *before, struct tcp_sums *a
 	}
 	/* every sender socket: everything acknowledged (ACKs may still be in flight) */
 	memset(after, 0, sizeof(*after));
-	for (i = 0; i < c->n; i++) {
+	after->valid = !c->snd_closed;
+	for (i = 0; i < c->n && after->valid; i++) {
 		for (;;) {
 			if (tcp_info_of(c->snd[i], &ti)) {
 				perror("TCP_INFO");
@@ -901,4 +1125,22 @@ int rx_finish(struct conns *c, const struct tcp_sums *before, struct tcp_sums *a
 	}
 	(void)before;
 	return 0;
+}
+
+/* Packets dropped at the per-CPU input backlog (netdev_max_backlog), all
+ * CPUs: the second column of /proc/net/softnet_stat. */
+uint64_t softnet_drops(void)
+{
+	FILE *f = fopen("/proc/net/softnet_stat", "r");
+	unsigned long long total = 0;
+	unsigned processed, dropped;
+	char line[512];
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%x %x", &processed, &dropped) == 2)
+			total += dropped;
+	fclose(f);
+	return total;
 }

@@ -51,14 +51,14 @@ void report_cell(const struct cell *c)
 	int e;
 
 	printf("\n== %s | %s | %d targets x %s (%d iovec%s) | per rep: %d closed-loop + %d open-loop calls"
-	       " | %d reps ==\n",
+	       " | %d reps | %.1f s ==\n",
 	       c->recv, c->workload, c->n, fmt_size(c->payload, sz, sizeof(sz)), c->iovcnt,
-	       c->iovcnt > 1 ? "s" : "", c->closed_calls, c->open_calls, c->reps);
+	       c->iovcnt > 1 ? "s" : "", c->closed_calls, c->open_calls, c->reps, c->secs);
 	printf("%-11s %9s %17s %8s | %9s %8s | %8s | %9s %9s | %11s %7s  %s\n", "", "open-loop",
 	       "", "", "closed", "", "open", "latency", "", "segs/write", "", "");
 	printf("%-11s %9s %17s %8s | %9s %8s | %8s | %9s %9s | %11s %7s  %s\n", "engine", "cpu ns/wr",
 	       "(min..max)", "loop/eng", "cpu ns/wr", "loop/eng", "MB/s", "p50 us", "p99 us",
-	       "closed/open", "retrans", "notes");
+	       "closed/open", "retr+TLP", "notes");
 	for (e = 0; e < N_ENGINES; e++) {
 		const struct eng_result *r = &c->e[e];
 		char lohi[48] = "", note[128] = "", b[9][24];
@@ -74,6 +74,10 @@ void report_cell(const struct cell *c)
 			snprintf(note, sizeof(note), "zc notifs %llu, copied %llu (%.0f%%)",
 				 (unsigned long long)r->zc.notifs, (unsigned long long)r->zc.copied,
 				 100.0 * (double)r->zc.copied / (double)r->zc.notifs);
+		if (r->backlog_drops)
+			snprintf(note + strlen(note), sizeof(note) - strlen(note),
+				 "%s%llu backlog drops", note[0] ? "; " : "",
+				 (unsigned long long)r->backlog_drops);
 		if (r->lat_valid && r->lat_open)
 			snprintf(note + strlen(note), sizeof(note) - strlen(note), "%slatency incl. queueing",
 				 note[0] ? "; " : "");
@@ -120,7 +124,7 @@ int csv_write(const char *path)
 	fprintf(f, "recv,workload,targets,payload,iovcnt,closed_calls,open_calls,reps,engine,status,"
 		   "cpu_open_ns,cpu_open_min,cpu_open_max,ratio_open,cpu_closed_ns,cpu_closed_min,"
 		   "cpu_closed_max,ratio_closed,wall_open_ns,mbps_open,lat_p50_us,lat_p99_us,lat_phase,"
-		   "segs_closed,segs_open,retrans,zc_notifs,zc_copied,why\n");
+		   "segs_closed,segs_open,retrans,backlog_drops,zc_notifs,zc_copied,why\n");
 	for (i = 0; i < ncells; i++) {
 		const struct cell *c = &cells[i];
 
@@ -149,10 +153,11 @@ int csv_write(const char *path)
 			csv_num(f, "%.3f", cl ? r->segs : NAN);
 			csv_num(f, "%.3f", o ? r->segs_open : NAN);
 			if (r->ran)
-				fprintf(f, "%llu,%llu,%llu,", (unsigned long long)r->retrans,
+				fprintf(f, "%llu,%llu,%llu,%llu,", (unsigned long long)r->retrans,
+					(unsigned long long)r->backlog_drops,
 					(unsigned long long)r->zc.notifs, (unsigned long long)r->zc.copied);
 			else
-				fprintf(f, ",,,");
+				fprintf(f, ",,,,");
 			fprintf(f, "\"%s\"\n", r->why);
 		}
 	}
@@ -249,7 +254,7 @@ static unsigned write_blocks(FILE *f, const char *recv, const int *tg, int nt, c
 }
 
 static const char *eng_color[N_ENGINES] = {
-	"#000000", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b",
+	"#000000", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
 };
 
 enum view { V_CPU, V_CPU_CLOSED, V_LAT, V_RATIO, V_MBPS };
