@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The EXAMPLE of writevv(3): write one two-part message to two TCP loopback
- * connections and one UNIX socket pair, and print what each one took.
- *
- *   cc doc_example.c $(pkg-config --cflags --libs writevv) -o doc_example
+ * The EXAMPLE of writevv(3): one two-part message to two TCP
+ * connections and a UNIX socket pair.  Build it with
+ *   cc doc_example.c $(pkg-config --cflags --libs writevv)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,8 +12,8 @@
 #include <unistd.h>
 #include <writevv.h>
 
-/* A TCP connection to the listener lfd (the kernel completes it even
- * before accept). */
+/* Connect to the listener lfd (the kernel completes the
+ * connection even before accept). */
 static int tcp_connect(int lfd)
 {
 	struct sockaddr_in a;
@@ -60,9 +59,8 @@ int main(void)
 
 	if (writevv_control(WRITEVV_GETMODE, &mode) == 0)
 		printf("engine: %s\n",
-		       mode == WRITEVV_MODE_KERNEL ? "kernel" : "userland");
-	if (*writevv_kernel_status())
-		printf("(%s)\n", writevv_kernel_status());
+		       mode == WRITEVV_MODE_KERNEL  ? "kernel" :
+		       mode == WRITEVV_MODE_IOURING ? "iouring" : "userland");
 
 	full = writevv(fds, 3, iov, 2, returns, errors);
 	if (full < 0) {
