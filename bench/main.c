@@ -213,7 +213,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!opt.wl_writevvtest && !opt.wl_grid) {
 		opt.wl_grid = true;
-		opt.wl_writevvtest = !opt.calibrate;
+		opt.wl_writevvtest = true;
 	}
 	if (!any_recv)
 		opt.recv[0] = opt.recv[1] = opt.recv[2] = true;

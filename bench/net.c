@@ -647,6 +647,7 @@ static void __attribute__((noreturn)) rx_child(struct conns *c, int ctl)
 	size_t k;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "wvvb-receiver");
 	/* ^C goes to the whole process group: the sender cleans up and
 	 * this process dies with it (PDEATHSIG) */
 	signal(SIGINT, SIG_IGN);
