@@ -1190,9 +1190,10 @@ static int setup_mode(void)
 
 				if (e == ENOENT)
 					logmsg("--mode kernel: the writevv BPF program is not loaded "
-					       "(%s); load it as root with `writevv-loader load`, or "
-					       "use --mode default to fall back to the userland engine",
-					       why && *why ? why : "not loaded");
+					       "(%s)%s; or use --mode default to fall back to the "
+					       "userland engine", why && *why ? why : "not loaded",
+					       why && strstr(why, "writevv-loader") ? "" :
+					       "; load it as root with `writevv-loader load`");
 				else if (e == EACCES)
 					logmsg("--mode kernel: the pinned writevv BPF objects are not "
 					       "accessible (%s); run as root or fix the bpffs "
