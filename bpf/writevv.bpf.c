@@ -7,8 +7,9 @@
  * holds the target socket at the fd it names (so no process can reach a
  * socket it does not own, and a reused fd number never gets another
  * socket's data), removes the header and redirects the payload to the
- * target's egress. Every frame gets a status record in the sending slot's
- * ring buffer; a frame is redirected only if its record was committed.
+ * target's egress. Every well-formed frame from a slot's owner gets a
+ * status record in that slot's ring buffer, and a frame is redirected only
+ * if its record was committed: a frame without a record was not delivered.
  * Refused frames are passed to the control peer, which discards them:
  * SK_DROP would leave the drop verdict stuck on the control socket. (A
  * target missing from the map still makes the redirect helper drop; the
@@ -173,23 +174,23 @@ int writevv_fanout(struct sk_msg_md *msg)
 		st->poisoned = 0;
 	}
 	if (hdr.flags & WVV_F_CALL_START)
-		cnt->calls++;
-	cnt->frames++;
+		__sync_fetch_and_add(&cnt->calls, 1);
+	__sync_fetch_and_add(&cnt->frames, 1);
 
 	if (st->poisoned) {
 		verdict = WVV_V_POISONED;
 	} else if (hdr.len != msg->size - sizeof(hdr)) {
 		verdict = WVV_V_BAD_FRAME;
-		cnt->bad_frames++;
+		__sync_fetch_and_add(&cnt->bad_frames, 1);
 	} else {
 		struct sock *sk = fd_socket(hdr.fd, hdr.cookie);
 
 		if (!sk) {
 			verdict = WVV_V_STALE_FD;
-			cnt->stale_fd++;
+			__sync_fetch_and_add(&cnt->stale_fd, 1);
 		} else if (!sk_writable(sk)) {
 			verdict = WVV_V_NOT_WRITABLE;
-			cnt->not_writable++;
+			__sync_fetch_and_add(&cnt->not_writable, 1);
 		} else {
 			verdict = WVV_V_REDIRECT;
 		}
@@ -197,7 +198,7 @@ int writevv_fanout(struct sk_msg_md *msg)
 
 	rec = bpf_ringbuf_reserve(ring, sizeof(*rec), 0);
 	if (!rec) {
-		cnt->ring_full++;
+		__sync_fetch_and_add(&cnt->ring_full, 1);
 		verdict = WVV_V_RING_FULL;
 	} else {
 		rec->call_id = hdr.call_id;
@@ -210,17 +211,17 @@ int writevv_fanout(struct sk_msg_md *msg)
 
 	bpf_msg_pop_data(msg, 0, sizeof(hdr), 0);
 	if (verdict == WVV_V_REDIRECT) {
-		cnt->bytes += hdr.len;
+		__sync_fetch_and_add(&cnt->bytes, hdr.len);
 		return bpf_msg_redirect_hash(msg, &wvv_targets, &hdr.cookie, 0);
 	}
 	/* Keep the call's order: after one refusal, refuse the rest of the
 	 * batch; the library resumes from the refused frame. */
 	st->poisoned = 1;
-	cnt->redirect_failures++;
+	__sync_fetch_and_add(&cnt->redirect_failures, 1);
 	return SK_PASS;
 
 bad_unrecorded:
-	cnt->bad_frames++;
-	cnt->redirect_failures++;
+	__sync_fetch_and_add(&cnt->bad_frames, 1);
+	__sync_fetch_and_add(&cnt->redirect_failures, 1);
 	return SK_PASS;
 }

@@ -67,7 +67,9 @@ enum wvv_verdict {
 	WVV_V_REDIRECT = 1,     /* handed to the target socket */
 	WVV_V_BAD_FRAME = 2,    /* length or header inconsistent */
 	WVV_V_STALE_FD = 3,     /* fd no longer refers to the registered socket */
-	WVV_V_NO_TARGET = 4,    /* socket not in the targets map */
+	/* 4 is unused: a socket missing from the map cannot be seen before
+	 * the redirect (sk_msg programs cannot release a looked-up socket);
+	 * the redirect then drops and the library sees EACCES. */
 	WVV_V_NOT_WRITABLE = 5, /* target not established, shut down or in error */
 	WVV_V_POISONED = 6,     /* an earlier frame of this batch was refused */
 	WVV_V_RING_FULL = 7,    /* (never recorded: counted in stats only) */
@@ -92,7 +94,9 @@ struct wvv_slot_state {
 	__u32 remote_port;
 };
 
-/* Per-CPU counters (map "stats", one entry). */
+/* Per-CPU counters (map wvv_stats, one entry; atomic adds, since sk_msg
+ * programs run in preemptible process context). bytes counts payloads
+ * handed to the redirect helper. */
 struct wvv_stats {
 	__u64 calls;
 	__u64 frames;
@@ -104,7 +108,7 @@ struct wvv_stats {
 	__u64 ring_full;
 };
 
-/* Map "config", one entry, written by the loader. */
+/* Map wvv_config, one entry, written by the loader. */
 struct wvv_config {
 	__u32 abi_version;
 	__u32 slots;

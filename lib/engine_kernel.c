@@ -16,10 +16,12 @@
  *    redirect ends at the end of its message, so no target is left corked
  *    (tcp_bpf_push only sets MSG_MORE when a redirect ends mid-element);
  *  - round r sends frame r of every live target of the segment;
- *  - frames go with MSG_DONTWAIT so that a full target never stalls the
- *    others; a target the kernel could not fully take is finished with
- *    one writev-equivalent call, which blocks or not as the target's own
- *    O_NONBLOCK says, exactly as writev would;
+ *  - frames go with MSG_DONTWAIT, so a full target never holds up the
+ *    frames of the others in the kernel; a target the kernel could not
+ *    fully take is finished at once with one writev-equivalent call, which
+ *    blocks or not as the target's own O_NONBLOCK says, exactly as writev
+ *    would (so a full *blocking* target delays the rest of the call, as it
+ *    would in the writev loop);
  *  - the status ring tells which frames were redirected; sendmmsg's
  *    per-message length tells how many payload bytes each target took.
  */
@@ -52,8 +54,10 @@
 #define FRAME_IOV_MAX 1023
 #define CTL_SNDBUF (8 << 20)
 #define REPROBE_NS 1000000000ll
+#define SCRATCH_KEEP (1u << 20)
 
 /* ---- process-wide engine state ----------------------------------------- */
+
 
 static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wvv_pins pins = { -1, -1, -1, { 0, 0, 0, 0 } };
@@ -109,6 +113,7 @@ const char *wvv_kernel_reason(void)
 	return engine_why;
 }
 
+
 /* The pins vanished or stopped answering (unloaded or reloaded). */
 static void engine_lost(void)
 {
@@ -138,6 +143,7 @@ struct wvv_thread {
 	/* scratch reused across calls */
 	void *scratch;
 	size_t scratch_len;
+	long long retry_after_ns; /* setup failed (e.g. no free slot): wait */
 };
 
 static pthread_key_t thread_key;
@@ -333,11 +339,26 @@ static struct wvv_thread *thread_get(int *err)
 	}
 	if (t->ctl >= 0 && t->gen == atomic_load(&engine_gen))
 		return t;
+	if (t->retry_after_ns && now_ns() < t->retry_after_ns) {
+		*err = -EBUSY; /* all slots were taken a moment ago */
+		return NULL;
+	}
 	thread_release(t);
 	pthread_mutex_lock(&engine_lock);
 	*err = atomic_load(&engine_status) == 0 ? thread_setup(t) : -ENOENT;
 	pthread_mutex_unlock(&engine_lock);
+	t->retry_after_ns = *err ? now_ns() + REPROBE_NS : 0;
 	return *err ? NULL : t;
+}
+
+int wvv_kernel_thread_usable(void)
+{
+	struct wvv_thread *t;
+
+	pthread_once(&thread_key_once, make_key);
+	t = pthread_getspecific(thread_key);
+	/* A thread that found every slot taken uses the loop for a while. */
+	return !(t && t->ctl < 0 && t->retry_after_ns && now_ns() < t->retry_after_ns);
 }
 
 /* Discard whatever refused frames left at the control peer. */
@@ -736,31 +757,43 @@ int wvv_kernel_run(struct wvv_call *c)
 	struct call_state cs;
 	struct cookie_set set = { NULL, 0 };
 	char *is_bpf = NULL;
+	uint32_t gen;
 	int err, i, start, r;
 
 	if (c->total == 0)
 		return -EINVAL; /* nothing to frame: writev's own answer is exact */
 	memset(&cs, 0, sizeof(cs));
 	cs.c = c;
-	cs.t = thread_get(&err);
-	if (!cs.t)
-		return err;
-	cs.t->call_id++;
 	cs.tg = calloc((size_t)c->fdcnt, sizeof(*cs.tg));
 	is_bpf = calloc((size_t)c->fdcnt, 1);
 	err = -ENOMEM;
-	if (!cs.tg || !is_bpf || plan_frames(&cs) || grow_batch_buffers(&cs))
+	if (!cs.tg || !is_bpf)
 		goto out;
+	/* Which targets can the program serve? (Registers new ones.) */
+	gen = atomic_load(&engine_gen);
 	for (i = 0; i < c->fdcnt; i++) {
 		uint64_t cookie = 0;
 
-		if (wvv_registry_get(c->fds[i], pins.targets_fd, cs.t->gen, &cookie) == WVV_TK_BPF) {
+		if (wvv_registry_get(c->fds[i], pins.targets_fd, gen, &cookie) == WVV_TK_BPF) {
 			cs.tg[cs.ntg].index = i;
 			cs.tg[cs.ntg].cookie = cookie;
 			cs.ntg++;
 			is_bpf[i] = 1;
 		}
 	}
+	err = -ENOENT;
+	if (cs.ntg == 0)
+		goto out; /* nothing for the program: no slot needed */
+	cs.t = thread_get(&err);
+	if (!cs.t)
+		goto out;
+	err = -EAGAIN;
+	if (cs.t->gen != gen)
+		goto out; /* reloaded while we classified: the loop takes this call */
+	cs.t->call_id++;
+	err = -ENOMEM;
+	if (plan_frames(&cs) || grow_batch_buffers(&cs))
+		goto out;
 	if (cookie_set_init(&set, (size_t)cs.ntg))
 		goto out;
 	cs.set = &set;
@@ -788,6 +821,12 @@ int wvv_kernel_run(struct wvv_call *c)
 out:
 	if (cs.refused && cs.t)
 		drain_peer(cs.t);
+	if (cs.t && cs.t->scratch_len > SCRATCH_KEEP) {
+		/* IOV_MAX-sized frames need up to ~16 MiB; don't keep that. */
+		free(cs.t->scratch);
+		cs.t->scratch = NULL;
+		cs.t->scratch_len = 0;
+	}
 	if (cs.engine_gone)
 		engine_lost();
 	free(set.v);

@@ -65,6 +65,8 @@ int wvv_uring_run(struct wvv_call *c);
 /* engine_kernel.c */
 int wvv_kernel_available(void);      /* 0 if usable, else -errno */
 const char *wvv_kernel_reason(void);
+/* Can this thread use the engine now (it got, or may try for, a slot)? */
+int wvv_kernel_thread_usable(void);
 /* Run the call through the BPF engine; targets it cannot serve are written
  * in userland in the same call. Returns 0, or -errno if the engine could not
  * start (then nothing was written). */

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <bpf/bpf.h>
@@ -26,10 +27,23 @@
 
 #define COOKIE_USER UINT64_MAX
 
+/* How long a "user space" verdict is trusted: the fd number may be reused
+ * for a TCP connection the program could serve. */
+#define USER_TTL_S 1
+
 struct reg_entry {
 	_Atomic uint64_t cookie; /* 0: unknown, COOKIE_USER: user space */
 	_Atomic uint32_t gen;
+	_Atomic uint32_t user_until; /* coarse monotonic seconds, for COOKIE_USER */
 };
+
+static uint32_t coarse_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)ts.tv_sec;
+}
 
 static _Atomic(struct reg_entry *) chunks[NCHUNKS];
 
@@ -118,13 +132,14 @@ enum wvv_target_kind wvv_registry_get(int fd, int targets_fd, uint32_t gen, uint
 
 	if (e && atomic_load_explicit(&e->gen, memory_order_acquire) == gen) {
 		c = atomic_load_explicit(&e->cookie, memory_order_relaxed);
-		if (c == COOKIE_USER)
+		if (c == COOKIE_USER && coarse_now_s() < atomic_load(&e->user_until))
 			return WVV_TK_USER;
-		if (c) {
+		if (c && c != COOKIE_USER) {
 			*cookie = c;
 			return WVV_TK_BPF;
 		}
 	}
+	c = 0;
 	probe_facts(fd, &f, &c);
 	kind = wvv_classify(&f);
 	if (kind == WVV_TK_BPF) {
@@ -133,6 +148,8 @@ enum wvv_target_kind wvv_registry_get(int fd, int targets_fd, uint32_t gen, uint
 			kind = WVV_TK_USER; /* e.g. a socket type the kernel refuses */
 	}
 	if (e && (kind == WVV_TK_BPF || wvv_classification_lasts(&f))) {
+		if (kind != WVV_TK_BPF)
+			atomic_store(&e->user_until, coarse_now_s() + USER_TTL_S + 1);
 		atomic_store_explicit(&e->cookie, kind == WVV_TK_BPF ? c : COOKIE_USER,
 				      memory_order_relaxed);
 		atomic_store_explicit(&e->gen, gen, memory_order_release);

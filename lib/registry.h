@@ -13,8 +13,10 @@ enum wvv_target_kind {
  * Kind of fd for map generation 'gen', registering it on first use (one
  * map update per socket, not per call). Never fails: anything the BPF path
  * cannot serve is WVV_TK_USER. The cache can go stale when an fd number is
- * reused; the BPF program detects that (STALE_FD) and the caller then calls
- * wvv_registry_forget().
+ * reused: for numbers cached as BPF targets the program detects it
+ * (STALE_FD) and the caller then calls wvv_registry_forget(); "user space"
+ * verdicts expire after a second, so a number reused for a TCP connection
+ * gets the fast path back.
  */
 enum wvv_target_kind wvv_registry_get(int fd, int targets_fd, uint32_t gen, uint64_t *cookie);
 void wvv_registry_forget(int fd);

@@ -47,8 +47,9 @@ static int effective_engine(void)
 	case WRITEVV_MODE_USERLAND:
 		return WRITEVV_MODE_USERLAND;
 	case WRITEVV_MODE_KERNEL:
-		return wvv_kernel_available() == 0 ? WRITEVV_MODE_KERNEL
-						   : WRITEVV_MODE_USERLAND;
+		return wvv_kernel_available() == 0 && wvv_kernel_thread_usable()
+			       ? WRITEVV_MODE_KERNEL
+			       : WRITEVV_MODE_USERLAND;
 	case WRITEVV_MODE_IOURING:
 	default:
 		return wvv_uring_available() == 0 ? WRITEVV_MODE_IOURING

@@ -44,18 +44,21 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 #define WRITEVV_SETMODE 2 /* select *val as the process-wide mode */
 
 /* Modes (and, for GETMODE, engines) */
-#define WRITEVV_MODE_DEFAULT  0 /* pick per call the fastest correct engine */
+#define WRITEVV_MODE_DEFAULT  0 /* the fastest correct engine available here */
 #define WRITEVV_MODE_KERNEL   1 /* the BPF sk_msg fan-out engine */
 #define WRITEVV_MODE_USERLAND 2 /* a plain writev loop */
 #define WRITEVV_MODE_IOURING  3 /* one io_uring submission of all the writes */
 
 /*
- * WRITEVV_GETMODE stores the engine that calls will really use:
- * WRITEVV_MODE_KERNEL, WRITEVV_MODE_IOURING or WRITEVV_MODE_USERLAND
- * (never DEFAULT). The default mode uses io_uring batches where io_uring
- * works and the writev loop elsewhere: on the kernels measured, the sk_msg
- * engine costs the sender as much CPU as the loop (see BENCHMARKS.md), so
- * it runs only when asked for.
+ * WRITEVV_GETMODE stores the engine that a call made now by this thread
+ * would use: WRITEVV_MODE_KERNEL, WRITEVV_MODE_IOURING or
+ * WRITEVV_MODE_USERLAND (never DEFAULT). The default mode uses io_uring
+ * batches where io_uring works and the writev loop elsewhere: on the
+ * kernels measured, the sk_msg engine costs the sender about as much CPU as
+ * the loop (see BENCHMARKS.md), so it runs only when asked for. In kernel
+ * mode, GETMODE reports USERLAND once the program is found unloaded or
+ * while this thread finds every control slot taken; in any engine,
+ * descriptors it cannot serve are written with writev in the same call.
  * WRITEVV_SETMODE selects a mode; the initial mode comes from the
  * environment variable WRITEVV_MODE ("default", "kernel", "userland",
  * "iouring").
