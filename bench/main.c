@@ -571,7 +571,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 	for (e = 0; e < N_ENGINES; e++) {
 		ok[e] = opt.eng[e] && eng_ok[e];
 		if (opt.eng[e] && !ok[e])
-			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "unavailable: %s", eng_why[e]);
+			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "unavailable: %.200s", eng_why[e]);
 	}
 	/* warm-up: one short repetition per engine (lazy set-up, caches, cwnd) */
 	for (e = 0; e < N_ENGINES; e++) {
@@ -580,7 +580,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 		if (ok[e] && run_rep(e, cs[engines[e].set], total, iovcnt, closed_calls < 2 ? closed_calls : 2,
 				     open_calls < 3 ? open_calls : 3, &w)) {
 			ok[e] = false;
-			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %s", eng_why[e]);
+			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %.200s", eng_why[e]);
 		}
 	}
 	for (r = 0; r < opt.reps; r++) {
@@ -594,7 +594,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 			if (run_rep(e, cs[engines[e].set], total, iovcnt, closed_calls, open_calls,
 				    &ro[r * N_ENGINES + e])) {
 				ok[e] = false;
-				snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %s", eng_why[e]);
+				snprintf(cell->e[e].why, sizeof(cell->e[e].why), "failed: %.200s", eng_why[e]);
 				continue;
 			}
 			cell->e[e].backlog_drops += softnet_drops() - d0;
