@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Viewers join and leave mid-stream (--ts-align): full viewers get every byte,
 # late joiners a 188-aligned suffix starting with a sync byte, quitters a
-# prefix; a viewer that stops reading is dropped at --max-backlog, one that
+# prefix (they hang up after 1, 2, 3 MB); a viewer that stops reading is dropped at --max-backlog, one that
 # resets its connection is removed; the relay's RSS stays bounded.
 . "$(dirname "$0")/lib.sh"
 need ffmpeg curl jq cmp xxd
@@ -21,12 +21,19 @@ curl_view() { # NAME [curl options]
 	echo $! > "$W/$name.pid"
 }
 
+curl_quit() { # NAME BYTES: a viewer that hangs up after BYTES bytes
+	( curl -sS -N --max-time 120 "http://127.0.0.1:$LPORT/" 2>/dev/null |
+		head -c "$2" > "$W/$1.ts" ) &
+	echo $! > "$W/$1.pid"
+}
+
 for i in 1 2 3 4 5; do curl_view full$i --max-time 120; done
+for i in 1 2 3; do curl_quit quit$i $((i * 1000000)); done
 "$LOADGEN" stall --to "127.0.0.1:$LPORT" --rcvbuf 4096 --seconds 60 >"$W/stall.out" 2>&1 &
 STALL_PID=$!
 "$LOADGEN" reset --to "127.0.0.1:$LPORT" --after 300000 --seconds 60 >"$W/reset.out" 2>&1 &
 RESET_PID=$!
-wait_until 30 viewers_are 7 || die "viewers did not join ($(stat_field viewers))"
+wait_until 30 viewers_are 10 || die "viewers did not join ($(stat_field viewers))"
 
 (   # RSS sampler
 	max=0
@@ -40,7 +47,6 @@ wait_until 30 viewers_are 7 || die "viewers did not join ($(stat_field viewers))
 "$LOADGEN" publish --to "127.0.0.1:$IPORT" --file "$W/src.ts" --rate 12000000 \
 	--write-size 1316 2>"$W/pub.log" &
 PUB_PID=$!
-for i in 1 2 3; do curl_view quit$i --max-time 2; done
 sleep 1.3
 for i in 1 2 3; do curl_view late1_$i --max-time 120; done
 sleep 1.3
@@ -52,9 +58,9 @@ wait "$STALL_PID"; stall_rc=$?
 wait "$RESET_PID"; reset_rc=$?
 
 is_full() { cmp -s "$W/src.ts" "$W/$1.ts"; }
-is_prefix() {
+is_prefix() { # NAME BYTES
 	local n; n=$(stat -c %s "$W/$1.ts")
-	[ "$n" -gt 0 ] && [ "$n" -lt "$SRC_SIZE" ] && cmp -s -n "$n" "$W/src.ts" "$W/$1.ts"
+	[ "$n" = "$2" ] && cmp -s -n "$n" "$W/src.ts" "$W/$1.ts"
 }
 is_aligned_suffix() {
 	local n d; n=$(stat -c %s "$W/$1.ts"); d=$((SRC_SIZE - n))
@@ -65,7 +71,7 @@ is_aligned_suffix() {
 }
 
 for i in 1 2 3 4 5; do check "full viewer $i got every byte" is_full full$i; done
-for i in 1 2 3; do check "quitter $i got a prefix" is_prefix quit$i; done
+for i in 1 2 3; do check "quitter $i got a prefix" is_prefix quit$i $((i * 1000000)); done
 for i in 1 2 3; do check "late joiner 1.$i got a 188-aligned suffix" is_aligned_suffix late1_$i; done
 for i in 1 2 3; do check "late joiner 2.$i got a 188-aligned suffix" is_aligned_suffix late2_$i; done
 l1=$(stat -c %s "$W/late1_1.ts"); l2=$(stat -c %s "$W/late2_1.ts")

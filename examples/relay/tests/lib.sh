@@ -73,7 +73,8 @@ start_relay() {
 		: > "$W/relay.log"
 		"$RELAY" $(mode_args) --threads "$THREADS" "$@" <&0 >>"$W/relay.log" 2>&1 &
 		RELAY_PID=$!
-		if wait_until 10 grep -q 'viewers on http://' "$W/relay.log"; then
+		wait_until 10 eval "grep -q 'viewers on http://' '$W/relay.log' || ! kill -0 $RELAY_PID 2>/dev/null"
+		if grep -q 'viewers on http://' "$W/relay.log"; then
 			break
 		fi
 		if ! kill -0 "$RELAY_PID" 2>/dev/null; then
