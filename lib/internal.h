@@ -56,6 +56,12 @@ void wvv_userland_run(struct wvv_call *c);
 /* Write targets from..fdcnt-1 in user space (an engine giving up half way). */
 void wvv_userland_finish_from(struct wvv_call *c, int from);
 
+/* engine_sendfile.c */
+int wvv_sendfile_available(void);
+/* Copy once into a memfd, sendfile to each TCP target; -errno if it could
+ * not start (then nothing was written). */
+int wvv_sendfile_run(struct wvv_call *c);
+
 /* engine_uring.c */
 int wvv_uring_available(void);       /* 0 if io_uring works here, else -errno */
 /* Run the call through io_uring batches; -errno if it could not start

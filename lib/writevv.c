@@ -25,6 +25,8 @@ static int mode_from_env(void)
 		return WRITEVV_MODE_USERLAND;
 	if (!strcmp(s, "iouring"))
 		return WRITEVV_MODE_IOURING;
+	if (!strcmp(s, "sendfile"))
+		return WRITEVV_MODE_SENDFILE;
 	return WRITEVV_MODE_DEFAULT;
 }
 
@@ -40,7 +42,37 @@ static int current_mode(void)
 	return atomic_load(&wvv_mode);
 }
 
-/* The engine a call made now would use. */
+#define SENDFILE_MIN_DEFAULT 16384
+
+static int effective_engine(void);
+
+/* Payload size from which the default mode copies once and uses sendfile. */
+static size_t sendfile_min(void)
+{
+	static _Atomic size_t cached;
+	size_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+	const char *s;
+
+	if (v)
+		return v;
+	s = getenv("WRITEVV_SENDFILE_MIN");
+	v = s && *s ? (size_t)strtoull(s, NULL, 0) : SENDFILE_MIN_DEFAULT;
+	if (v == 0)
+		v = 1;
+	atomic_store(&cached, v);
+	return v;
+}
+
+/* The engine a call of 'total' bytes made now would use. */
+static int engine_for(size_t total)
+{
+	if (current_mode() == WRITEVV_MODE_DEFAULT && total >= sendfile_min() &&
+	    wvv_sendfile_available() == 0)
+		return WRITEVV_MODE_SENDFILE;
+	return effective_engine();
+}
+
+/* The engine a call made now would use (for small payloads in the default mode). */
 static int effective_engine(void)
 {
 	switch (current_mode()) {
@@ -50,6 +82,9 @@ static int effective_engine(void)
 		return wvv_kernel_available() == 0 && wvv_kernel_thread_usable()
 			       ? WRITEVV_MODE_KERNEL
 			       : WRITEVV_MODE_USERLAND;
+	case WRITEVV_MODE_SENDFILE:
+		return wvv_sendfile_available() == 0 ? WRITEVV_MODE_SENDFILE
+						     : WRITEVV_MODE_USERLAND;
 	case WRITEVV_MODE_IOURING:
 	default:
 		return wvv_uring_available() == 0 ? WRITEVV_MODE_IOURING
@@ -66,6 +101,8 @@ static void run_engine(int engine, struct wvv_call *c)
 		err = wvv_kernel_run(c);
 	else if (engine == WRITEVV_MODE_IOURING)
 		err = wvv_uring_run(c);
+	else if (engine == WRITEVV_MODE_SENDFILE)
+		err = wvv_sendfile_run(c);
 	if (err)
 		wvv_userland_run(c);
 }
@@ -104,7 +141,7 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	c.returns = rets;
 	c.errors = errs;
 
-	run_engine(effective_engine(), &c);
+	run_engine(engine_for(c.total), &c);
 
 	for (i = 0; i < fdcnt; i++)
 		if (errs[i] == 0 && rets[i] == c.total)
@@ -132,8 +169,10 @@ WVV_EXPORT int writevv_control(int op, int *val)
 		switch (*val) {
 		case WRITEVV_MODE_KERNEL:
 		case WRITEVV_MODE_IOURING:
-			err = *val == WRITEVV_MODE_KERNEL ? wvv_kernel_available()
-							  : wvv_uring_available();
+		case WRITEVV_MODE_SENDFILE:
+			err = *val == WRITEVV_MODE_KERNEL  ? wvv_kernel_available()
+			      : *val == WRITEVV_MODE_IOURING ? wvv_uring_available()
+							     : wvv_sendfile_available();
 			if (err) {
 				errno = -err;
 				return -1;

@@ -48,20 +48,25 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 #define WRITEVV_MODE_KERNEL   1 /* the BPF sk_msg fan-out engine */
 #define WRITEVV_MODE_USERLAND 2 /* a plain writev loop */
 #define WRITEVV_MODE_IOURING  3 /* one io_uring submission of all the writes */
+#define WRITEVV_MODE_SENDFILE 4 /* copy once into a memfd, sendfile to each */
 
 /*
  * WRITEVV_GETMODE stores the engine that a call made now by this thread
- * would use: WRITEVV_MODE_KERNEL, WRITEVV_MODE_IOURING or
- * WRITEVV_MODE_USERLAND (never DEFAULT). The default mode uses io_uring
- * batches where io_uring works and the writev loop elsewhere: on the
- * kernels measured, the sk_msg engine costs the sender about as much CPU as
- * the loop (see BENCHMARKS.md), so it runs only when asked for. In kernel
+ * would use: WRITEVV_MODE_KERNEL, WRITEVV_MODE_IOURING,
+ * WRITEVV_MODE_SENDFILE or WRITEVV_MODE_USERLAND (never DEFAULT; for the
+ * default mode, the engine of small payloads). The default mode picks per
+ * call: payloads of at least WRITEVV_SENDFILE_MIN bytes (environment,
+ * default 16384; `writevv-bench --calibrate` measures it) are copied once
+ * and sent with sendfile, smaller ones go in one io_uring batch, and the
+ * writev loop serves where neither works. On the kernels measured, the
+ * sk_msg engine costs the sender about as much CPU as the loop (see
+ * BENCHMARKS.md), so it runs only when asked for. In kernel
  * mode, GETMODE reports USERLAND once the program is found unloaded or
  * while this thread finds every control slot taken; in any engine,
  * descriptors it cannot serve are written with writev in the same call.
  * WRITEVV_SETMODE selects a mode; the initial mode comes from the
  * environment variable WRITEVV_MODE ("default", "kernel", "userland",
- * "iouring").
+ * "iouring", "sendfile").
  *
  * Returns 0, or -1 with errno:
  *   EINVAL  unknown op or mode, or val is NULL
@@ -70,8 +75,8 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
  *   EACCES  kernel mode asked for but the pinned objects are not accessible
  *   EPROTO  kernel mode asked for but the pinned objects belong to another
  *           version of writevv
- *   other   io_uring mode asked for but io_uring does not work here (the
- *           error io_uring_setup gave, e.g. ENOSYS or EPERM)
+ *   other   io_uring or sendfile mode asked for but it does not work here
+ *           (the error io_uring_setup or memfd_create gave)
  */
 int writevv_control(int op, int *val);
 

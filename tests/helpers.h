@@ -39,8 +39,8 @@ int pattern_check(const unsigned char *buf, size_t len, unsigned call, size_t st
 
 /* Set the writevv mode or fail the test. */
 void must_set_mode(int mode);
-/* The engine under test: $WVV_TEST_ENGINE = kernel (default) | iouring |
- * userland. Sets it (failing the test if unavailable: no silent skip) and
+/* The engine under test: $WVV_TEST_ENGINE = kernel (the default) | iouring |
+ * sendfile | userland | default (the default mode). Sets it (failing the test if unavailable: no silent skip) and
  * checks that GETMODE reports it. */
 int use_test_engine(void);
 int test_engine(void);

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The copy-once engine, for large payloads: the payload is written once
+ * into a per-thread memfd, then sendfile() lends its pages to each TCP
+ * target, so the kernel copies nothing per target.
+ *
+ * The memfd is truncated before each call's write: the pages still held by
+ * sockets (queued or unacknowledged, so maybe retransmitted) keep their
+ * content, and the new payload gets new pages. Rewriting in place would
+ * change bytes a socket has not sent yet.
+ *
+ * Only TCP sockets get sendfile (one getsockopt each says so): it has
+ * writev's stream semantics there, not on datagram sockets or O_APPEND
+ * files. Everything else, and the rest of any target sendfile did not
+ * finish, is written with writev semantics. splice raises SIGPIPE on a
+ * dead peer, so SIGPIPE is held back for the call and any that sendfile
+ * raised is consumed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct memfd_thread {
+	int fd;
+	unsigned fork_gen;
+};
+
+static pthread_key_t memfd_key;
+static pthread_once_t memfd_once = PTHREAD_ONCE_INIT;
+static _Atomic unsigned memfd_fork_gen;
+static _Atomic int memfd_status = 1; /* 1 unknown, 0 usable, <0 -errno */
+
+static void memfd_destroy(void *arg)
+{
+	struct memfd_thread *m = arg;
+
+	close(m->fd);
+	free(m);
+}
+
+static void memfd_atfork_child(void)
+{
+	atomic_fetch_add(&memfd_fork_gen, 1);
+}
+
+static void memfd_make_key(void)
+{
+	pthread_key_create(&memfd_key, memfd_destroy);
+	pthread_atfork(NULL, NULL, memfd_atfork_child);
+}
+
+static int thread_memfd(void)
+{
+	struct memfd_thread *m;
+
+	pthread_once(&memfd_once, memfd_make_key);
+	m = pthread_getspecific(memfd_key);
+	if (m && m->fork_gen == atomic_load(&memfd_fork_gen))
+		return m->fd;
+	if (m) {
+		/* Inherited through fork(): the parent writes this file too. */
+		pthread_setspecific(memfd_key, NULL);
+		memfd_destroy(m);
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->fd = memfd_create("writevv", MFD_CLOEXEC);
+	if (m->fd < 0) {
+		int err = -errno;
+
+		free(m);
+		return err;
+	}
+	m->fork_gen = atomic_load(&memfd_fork_gen);
+	pthread_setspecific(memfd_key, m);
+	return m->fd;
+}
+
+int wvv_sendfile_available(void)
+{
+	int st = atomic_load(&memfd_status), fd;
+
+	if (st != 1)
+		return st;
+	fd = thread_memfd();
+	atomic_store(&memfd_status, fd < 0 ? fd : 0);
+	return fd < 0 ? fd : 0;
+}
+
+static int is_tcp(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP;
+}
+
+/* One target: sendfile what it takes, writev semantics for the rest. */
+static void send_one(struct wvv_call *c, int i, int memfd, const sigset_t *pipe_set)
+{
+	off_t off = 0;
+	ssize_t r;
+
+	if (!is_tcp(c->fds[i])) {
+		wvv_finish_target(c, i, 0);
+		return;
+	}
+	r = sendfile(c->fds[i], memfd, &off, c->total);
+	if (r >= 0) {
+		if ((size_t)r == c->total)
+			wvv_set_result(c, i, r);
+		else
+			wvv_finish_target(c, i, (size_t)r);
+		return;
+	}
+	switch (errno) {
+	case EPIPE: {
+		const struct timespec zero = { 0, 0 };
+
+		/* splice does not pass MSG_NOSIGNAL: take back its SIGPIPE. */
+		while (sigtimedwait(pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+		wvv_set_result(c, i, -EPIPE);
+		break;
+	}
+	case EAGAIN:
+	case EINVAL:
+	case ENOSYS:
+	case EOVERFLOW:
+	case EINTR:
+		/* Full (its own blocking mode decides), or not splice-able. */
+		wvv_finish_target(c, i, 0);
+		break;
+	default:
+		wvv_set_result(c, i, -errno);
+		break;
+	}
+}
+
+int wvv_sendfile_run(struct wvv_call *c)
+{
+	sigset_t pipe_set, none, old, pending;
+	int memfd = thread_memfd(), i, was_pending;
+	ssize_t w;
+
+	if (memfd < 0)
+		return memfd;
+	if (c->total == 0)
+		return -EINVAL;
+	/* New pages for this payload; sockets keep the old ones. */
+	if (ftruncate(memfd, 0))
+		return -errno;
+	w = pwritev(memfd, c->iov, c->iovcnt, 0);
+	if (w < 0 || (size_t)w != c->total)
+		return w < 0 ? -errno : -EIO; /* e.g. EFAULT: another engine reports it */
+
+	sigemptyset(&none);
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	for (i = 0; i < c->fdcnt; i++)
+		/* A SIGPIPE pending before the call is the caller's: keep it. */
+		send_one(c, i, memfd, was_pending ? &none : &pipe_set);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
