@@ -6,14 +6,14 @@
 . "$(dirname "$0")/lib.sh"
 need ffmpeg curl jq cmp xxd
 
-BACKLOG=$((1024 * 1024))
+BACKLOG=$((3 * 1024 * 1024))
 RSS_LIMIT_KB=${RELAY_RSS_LIMIT_KB:-32768}
 
 ts_file "$W/src.ts" 8 8000000
 SRC_SIZE=$(stat -c %s "$W/src.ts")
 log "source: $SRC_SIZE bytes"
 
-start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --ts-align --max-backlog "$BACKLOG"
+start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --ts-align --max-backlog "$BACKLOG" --sndbuf 256K
 
 curl_view() { # NAME [curl options]
 	local name=$1; shift
