@@ -114,6 +114,7 @@ struct wvv_config {
 	__u32 slots;
 	__u32 ring_bytes;
 	__u32 frame_bytes_max;
+	__u64 object_hash; /* FNV-1a of the BPF object: which build is loaded */
 };
 
 #endif /* WRITEVV_FRAME_H */

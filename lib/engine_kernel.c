@@ -60,7 +60,7 @@
 
 
 static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct wvv_pins pins = { -1, -1, -1, { 0, 0, 0, 0 } };
+static struct wvv_pins pins = { .ctl_fd = -1, .targets_fd = -1, .slot_state_fd = -1 };
 static _Atomic int engine_status = 1; /* 1: never probed, 0: usable, <0: -errno */
 static _Atomic uint32_t engine_gen;   /* bumped each time the pins are (re)opened */
 static _Atomic long long last_probe_ns;

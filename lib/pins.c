@@ -60,7 +60,21 @@ int wvv_pins_open(struct wvv_pins *p, char *why, size_t whylen)
 				 strerror(-err));
 		return err;
 	}
-	err = bpf_map_lookup_elem(cfg_fd, &zero, &p->cfg) ? -errno : 0;
+	{
+		/* The map's value may be larger than this build's struct. */
+		struct bpf_map_info info;
+		__u32 len = sizeof(info);
+		unsigned char buf[4096];
+
+		memset(&info, 0, sizeof(info));
+		memset(buf, 0, sizeof(buf));
+		err = bpf_obj_get_info_by_fd(cfg_fd, &info, &len) ? -errno : 0;
+		if (!err && (info.value_size > sizeof(buf) || info.value_size < sizeof(__u32)))
+			err = -EPROTO;
+		if (!err)
+			err = bpf_map_lookup_elem(cfg_fd, &zero, buf) ? -errno : 0;
+		memcpy(&p->cfg, buf, sizeof(p->cfg));
+	}
 	close(cfg_fd);
 	if (err) {
 		snprintf(why, whylen, "cannot read %s/%s: %s", dir, WVV_PIN_CONFIG, strerror(-err));

@@ -52,6 +52,18 @@ static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_li
 /* ---- load -------------------------------------------------------------- */
 
 /* 1: already loaded with our ABI, 0: absent, <0: error (reported). */
+/* Which build of the program this loader carries (FNV-1a of the object). */
+static __u64 object_hash(void)
+{
+	size_t sz = 0, i;
+	const unsigned char *p = writevv_bpf__elf_bytes(&sz);
+	__u64 h = 0xcbf29ce484222325ull;
+
+	for (i = 0; i < sz; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
 static int check_existing(const struct opts *o)
 {
 	struct wvv_config cfg;
@@ -83,6 +95,12 @@ static int check_existing(const struct opts *o)
 		errmsg("pins at %s belong to writevv ABI v%u, this loader is v%u: run `writevv-loader unload` first",
 		       o->dir, cfg.abi_version, WVV_ABI_VERSION);
 		return -EPROTO;
+	}
+	if (cfg.object_hash != object_hash()) {
+		errmsg("pins at %s hold another build of the writevv program (ABI v%u, object %016llx, this loader's %016llx): run `writevv-loader unload` first",
+		       o->dir, cfg.abi_version, (unsigned long long)cfg.object_hash,
+		       (unsigned long long)object_hash());
+		return -EEXIST;
 	}
 	printf("writevv: already loaded at %s\n", o->dir);
 	if (o->slots_set && o->slots != cfg.slots)
@@ -178,6 +196,7 @@ static int cmd_load(const struct opts *o)
 		.slots = o->slots,
 		.ring_bytes = WVV_RING_BYTES,
 		.frame_bytes_max = WVV_FRAME_BYTES_MAX,
+		.object_hash = object_hash(),
 	};
 	struct bpf_map *maps[M_NR];
 	bool tmp_made = false;

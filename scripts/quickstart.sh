@@ -35,7 +35,12 @@ cmake --build "$build" -j"$(nproc)"
 
 case "$what" in
 demo)
-	"$build/writevv-loader" load
+	# Load this build's program; replace another build's if one is loaded
+	# (running applications fall back to userland and pick it up again).
+	if ! "$build/writevv-loader" load 2>/dev/null; then
+		"$build/writevv-loader" unload
+		"$build/writevv-loader" load
+	fi
 	"$build/writevv-demo" --targets 1000
 	;;
 test)
