@@ -17,6 +17,10 @@ function(_relay_add_test name script mode threads)
   set_tests_properties(${name} PROPERTIES
     TIMEOUT ${_relay_timeout_${script}}
     LABELS "${_labels}"
+    # The project's test pin directory, loaded by the loader_load fixture:
+    # tests never touch a writevv the machine itself has loaded.
+    ENVIRONMENT "WRITEVV_PIN_DIR=${WVV_TEST_PIN_DIR}"
+    FIXTURES_REQUIRED bpf
     # Many client processes each: keep the relay tests from overlapping.
     RESOURCE_LOCK writevv_relay)
 endfunction()
