@@ -405,9 +405,24 @@ static void build_iov(struct iovec *iov, int iovcnt, uint32_t seed, size_t total
  * one starts (latency of an isolated call). Open loop: calls back to back,
  * the wait for delivery at the end is part of the wall time (throughput).
  */
-static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int calls, bool open_loop,
-		      struct phase_out *o)
+/* The writevv engine that must stay in effect for engine e, or -1. */
+static int wvv_expected_mode(int e)
 {
+	if (e == ENG_WVV_KERNEL)
+		return WRITEVV_MODE_KERNEL;
+#ifdef WRITEVV_MODE_IOURING
+	if (e == ENG_WVV_URING)
+		return WRITEVV_MODE_IOURING;
+#endif
+	return -1;
+}
+
+/* 0, or 1 when the engine stopped being what it claims (the BPF program
+ * was unloaded meanwhile, ...): the phase is abandoned, reason in eng_why. */
+static int run_phase(int e, struct conns *c, size_t total, int iovcnt, int calls, bool open_loop,
+		     struct phase_out *o)
+{
+	int want_mode = wvv_expected_mode(e);
 	int n = c->n, k, i;
 	uint64_t *start, *done;
 	size_t *rets = malloc(sizeof(size_t) * (size_t)n);
@@ -445,9 +460,20 @@ static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int call
 				i < n ? strerror(errs[i]) : "-");
 			exit(1);
 		}
-		if (e == ENG_WVV_KERNEL && k == 0 && wvv_effective_mode() != WRITEVV_MODE_KERNEL) {
-			fprintf(stderr, "writevv-bench: FAILED: wvv-kernel: the library left kernel mode\n");
-			exit(1);
+		if (want_mode >= 0 && wvv_effective_mode() != want_mode) {
+			const char *st = writevv_kernel_status();
+
+			snprintf(eng_why[e], sizeof(eng_why[e]),
+				 "left %s mode after %d calls (now %s)%s%s", wvv_mode_name(want_mode), k + 1,
+				 wvv_mode_name(wvv_effective_mode()), st && *st ? ": " : "", st ? st : "");
+			fprintf(stderr, "\nwritevv-bench: engine %s %s; its results are dropped\n",
+				engines[e].name, eng_why[e]);
+			/* let what was written arrive before the next phase starts */
+			if (rx_wait(c, k + 1, -1))
+				exit(1);
+			free(rets);
+			free(errs);
+			return 1;
 		}
 		if (!open_loop && rx_wait(c, k + 1, k))
 			exit(1);
@@ -483,6 +509,7 @@ static void run_phase(int e, struct conns *c, size_t total, int iovcnt, int call
 	free(lat);
 	free(rets);
 	free(errs);
+	return 0;
 }
 
 static int run_rep(int e, struct conns *c, size_t total, int iovcnt, int closed_calls,
@@ -496,10 +523,10 @@ static int run_rep(int e, struct conns *c, size_t total, int iovcnt, int closed_
 		snprintf(eng_why[e], sizeof(eng_why[e]), "%s", why);
 		return 1;
 	}
-	if (closed_calls > 0)
-		run_phase(e, c, total, iovcnt, closed_calls, false, &o->cl);
-	if (open_calls > 0)
-		run_phase(e, c, total, iovcnt, open_calls, true, &o->op);
+	if (closed_calls > 0 && run_phase(e, c, total, iovcnt, closed_calls, false, &o->cl))
+		return 1;
+	if (open_calls > 0 && run_phase(e, c, total, iovcnt, open_calls, true, &o->op))
+		return 1;
 	return 0;
 }
 
@@ -633,6 +660,8 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 	fprintf(stderr, "\n");
 	cell->secs = (double)(now_ns() - t_cell) / 1e9;
 	report_cell(cell);
+	if (opt.csv)
+		csv_write(opt.csv); /* after every cell: an interrupted run keeps its results */
 }
 
 static int grid_closed_calls(int open_calls)
