@@ -363,6 +363,8 @@ static void print_header(void)
 	}
 	if (opt.eng[ENG_WVV_KERNEL] && !eng_ok[ENG_WVV_KERNEL])
 		printf("kernel: unavailable (%s)\n", eng_why[ENG_WVV_KERNEL]);
+	printf("# writevv pins: %s\n", getenv("WRITEVV_PIN_DIR") && *getenv("WRITEVV_PIN_DIR")
+					    ? getenv("WRITEVV_PIN_DIR") : "/sys/fs/bpf/writevv (default)");
 	m = WRITEVV_MODE_DEFAULT;
 	if (!writevv_control(WRITEVV_SETMODE, &m))
 		printf("# writevv default mode resolves to (WRITEVV_GETMODE): %s\n",
