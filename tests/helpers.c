@@ -280,12 +280,12 @@ const char *loader_path(void)
 	return p ? p : "writevv-loader";
 }
 
-int run_loader(const char *verb)
+int run_loader(const char *args)
 {
 	char cmd[4096];
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", loader_path(), verb);
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", loader_path(), args);
 	st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -46,7 +46,9 @@ int use_test_engine(void);
 int test_engine(void);
 /* Path of the loader binary (WRITEVV_LOADER env, set by ctest). */
 const char *loader_path(void);
-int run_loader(const char *verb);
+/* Run "loader ARGS"; the loader takes its pin directory from
+ * $WRITEVV_PIN_DIR like the library. Returns its exit status. */
+int run_loader(const char *args);
 
 #endif
 
