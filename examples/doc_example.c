@@ -59,8 +59,9 @@ int main(void)
 
 	if (writevv_control(WRITEVV_GETMODE, &mode) == 0)
 		printf("engine: %s\n",
-		       mode == WRITEVV_MODE_KERNEL  ? "kernel" :
-		       mode == WRITEVV_MODE_IOURING ? "iouring" : "userland");
+		       mode == WRITEVV_MODE_KERNEL   ? "kernel" :
+		       mode == WRITEVV_MODE_IOURING  ? "iouring" :
+		       mode == WRITEVV_MODE_SENDFILE ? "sendfile" : "userland");
 
 	full = writevv(fds, 3, iov, 2, returns, errors);
 	if (full < 0) {

@@ -13,8 +13,9 @@
  * writev's stream semantics there, not on datagram sockets or O_APPEND
  * files. Everything else, and the rest of any target sendfile did not
  * finish, is written with writev semantics. splice raises SIGPIPE on a
- * dead peer, so SIGPIPE is held back for the call and any that sendfile
- * raised is consumed.
+ * dead peer (also after a partial send, when the call still succeeds), and
+ * a write past RLIMIT_FSIZE raises SIGXFSZ: both are held back for the
+ * call, and those the call raised are consumed before they are unblocked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -108,7 +109,7 @@ static int is_tcp(int fd)
 }
 
 /* One target: sendfile what it takes, writev semantics for the rest. */
-static void send_one(struct wvv_call *c, int i, int memfd, const sigset_t *pipe_set)
+static void send_one(struct wvv_call *c, int i, int memfd)
 {
 	off_t off = 0;
 	ssize_t r;
@@ -126,15 +127,6 @@ static void send_one(struct wvv_call *c, int i, int memfd, const sigset_t *pipe_
 		return;
 	}
 	switch (errno) {
-	case EPIPE: {
-		const struct timespec zero = { 0, 0 };
-
-		/* splice does not pass MSG_NOSIGNAL: take back its SIGPIPE. */
-		while (sigtimedwait(pipe_set, NULL, &zero) < 0 && errno == EINTR)
-			;
-		wvv_set_result(c, i, -EPIPE);
-		break;
-	}
 	case EAGAIN:
 	case EINVAL:
 	case ENOSYS:
@@ -149,32 +141,55 @@ static void send_one(struct wvv_call *c, int i, int memfd, const sigset_t *pipe_
 	}
 }
 
+/* Consume the instances of 'sig' this call raised (none was pending). */
+static void consume(int sig)
+{
+	const struct timespec zero = { 0, 0 };
+	sigset_t one;
+
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	while (sigtimedwait(&one, NULL, &zero) < 0 && errno == EINTR)
+		;
+}
+
 int wvv_sendfile_run(struct wvv_call *c)
 {
-	sigset_t pipe_set, none, old, pending;
-	int memfd = thread_memfd(), i, was_pending;
+	static const int held[] = { SIGPIPE, SIGXFSZ };
+	sigset_t block, old, pending;
+	int memfd = thread_memfd(), i, was_pending[2], err = 0;
 	ssize_t w;
 
 	if (memfd < 0)
 		return memfd;
 	if (c->total == 0)
 		return -EINVAL;
-	/* New pages for this payload; sockets keep the old ones. */
-	if (ftruncate(memfd, 0))
-		return -errno;
-	w = pwritev(memfd, c->iov, c->iovcnt, 0);
-	if (w < 0 || (size_t)w != c->total)
-		return w < 0 ? -errno : -EIO; /* e.g. EFAULT: another engine reports it */
-
-	sigemptyset(&none);
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&block);
 	sigpending(&pending);
-	was_pending = sigismember(&pending, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	for (i = 0; i < 2; i++) {
+		sigaddset(&block, held[i]);
+		was_pending[i] = sigismember(&pending, held[i]);
+	}
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+
+	/* New pages for this payload; sockets keep the old ones. */
+	if (ftruncate(memfd, 0)) {
+		err = -errno;
+		goto out;
+	}
+	w = pwritev(memfd, c->iov, c->iovcnt, 0);
+	if (w < 0 || (size_t)w != c->total) {
+		/* e.g. EFAULT or EFBIG: another engine writes (and reports) it */
+		err = w < 0 ? -errno : -EIO;
+		goto out;
+	}
 	for (i = 0; i < c->fdcnt; i++)
-		/* A SIGPIPE pending before the call is the caller's: keep it. */
-		send_one(c, i, memfd, was_pending ? &none : &pipe_set);
+		send_one(c, i, memfd);
+out:
+	/* A signal pending before the call is the caller's: leave it. */
+	for (i = 0; i < 2; i++)
+		if (!was_pending[i])
+			consume(held[i]);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return 0;
+	return err;
 }

@@ -191,12 +191,59 @@ static void test_full_blocking_target(void **state)
 	fleet_close(&f);
 }
 
+static void *shut_later(void *arg)
+{
+	struct resume_arg *a = arg;
+
+	usleep((useconds_t)a->ms * 1000);
+	shutdown(a->f->tx[a->i], SHUT_WR);
+	return NULL;
+}
+
+/* A blocked write whose socket is shut down half way: writev returns the
+ * partial count, and no SIGPIPE may escape (sendfile raises one even when
+ * it returns a partial count). */
+static void test_shutdown_mid_write(void **state)
+{
+	struct tcp_fleet f;
+	struct resume_arg ra;
+	pthread_t thr;
+	size_t rets[2], len = 16 << 20;
+	int errs[2];
+	unsigned char *buf = malloc(len);
+	struct iovec iov = { buf, len };
+
+	(void)state;
+	fleet_open(&f, 2, 1);
+	fleet_stop_reading(&f, 0);
+	ra.f = &f;
+	ra.i = 0;
+	ra.ms = 200;
+	assert_int_equal(pthread_create(&thr, NULL, shut_later, &ra), 0);
+	pattern_fill(buf, len, 78, 0);
+	assert_int_equal(writevv(f.tx, 2, &iov, 1, rets, errs), 1);
+	pthread_join(thr, NULL);
+	/* Target 0 took part of it (what fitted before the shutdown). */
+	assert_int_equal(errs[0], 0);
+	assert_true(rets[0] > 0 && rets[0] < len);
+	assert_int_equal(errs[1], 0);
+	assert_int_equal(rets[1], len);
+	fleet_start_reading(&f, 0);
+	assert_int_equal(fleet_wait(&f, 0, rets[0], 20000), 0);
+	assert_int_equal(pattern_check(f.got[0], rets[0], 78, 0), 0);
+	assert_int_equal(fleet_wait(&f, 1, len, 20000), 0);
+	assert_int_equal(pattern_check(f.got[1], len, 78, 0), 0);
+	free(buf);
+	fleet_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peer_closes),
 		cmocka_unit_test(test_full_nonblocking_target),
 		cmocka_unit_test(test_full_blocking_target),
+		cmocka_unit_test(test_shutdown_mid_write),
 	};
 
 	return cmocka_run_group_tests(tests, setup_kernel, NULL);
