@@ -41,6 +41,7 @@ static pthread_key_t memfd_key;
 static pthread_once_t memfd_once = PTHREAD_ONCE_INIT;
 static _Atomic unsigned memfd_fork_gen;
 static _Atomic int memfd_status = 1; /* 1 unknown, 0 usable, <0 -errno */
+static _Atomic long memfd_retry_s;
 
 static void memfd_destroy(void *arg)
 {
@@ -93,10 +94,11 @@ int wvv_sendfile_available(void)
 {
 	int st = atomic_load(&memfd_status), fd;
 
-	if (st != 1)
+	if (st == 0 || (st < 0 && !wvv_probe_again(st, &memfd_retry_s)))
 		return st;
 	fd = thread_memfd();
 	atomic_store(&memfd_status, fd < 0 ? fd : 0);
+	wvv_probe_failed(fd < 0 ? fd : 0, &memfd_retry_s);
 	return fd < 0 ? fd : 0;
 }
 

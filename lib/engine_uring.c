@@ -37,6 +37,7 @@ struct uring_thread {
 static pthread_key_t uring_key;
 static pthread_once_t uring_once = PTHREAD_ONCE_INIT;
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
+static _Atomic long uring_retry_s;
 /* Bumped in fork()ed children: a ring shares its memory with the parent's. */
 static _Atomic unsigned uring_fork_gen;
 
@@ -113,13 +114,14 @@ int wvv_uring_available(void)
 {
 	int st = atomic_load(&uring_status), err = 0;
 
-	if (st != 1)
+	if (st == 0 || (st < 0 && !wvv_probe_again(st, &uring_retry_s)))
 		return st;
 	/* Probe once per process (io_uring can be disabled by sysctl or
 	 * seccomp); the ring made here is this thread's. */
 	if (!thread_ring(&err) && err == 0)
 		err = -ENOMEM;
 	atomic_store(&uring_status, err);
+	wvv_probe_failed(err, &uring_retry_s);
 	return err;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -55,6 +56,12 @@ void wvv_set_result(struct wvv_call *c, int i, ssize_t r);
 void wvv_userland_run(struct wvv_call *c);
 /* Write targets from..fdcnt-1 in user space (an engine giving up half way). */
 void wvv_userland_finish_from(struct wvv_call *c, int from);
+
+/* probe.c: when to probe an engine again after it failed to start.
+ * Lack of resources (EMFILE, ENOMEM...) is retried after a second; a
+ * refusal (ENOSYS, EPERM...) is final for the process. */
+int wvv_probe_again(int err, _Atomic long *retry_s);
+void wvv_probe_failed(int err, _Atomic long *retry_s);
 
 /* engine_sendfile.c */
 int wvv_sendfile_available(void);

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -52,11 +53,27 @@ static void test_result_mapping(void **state)
 	assert_int_equal(errs[0], 0);
 }
 
+static void test_probe_retry(void **state)
+{
+	_Atomic long retry = 0;
+
+	(void)state;
+	/* Lack of resources is retried, after a second; refusals are final. */
+	assert_true(wvv_probe_again(-EMFILE, &retry));
+	wvv_probe_failed(-EMFILE, &retry);
+	assert_false(wvv_probe_again(-EMFILE, &retry));
+	atomic_store(&retry, 0);
+	assert_true(wvv_probe_again(-ENOMEM, &retry));
+	assert_false(wvv_probe_again(-ENOSYS, &retry));
+	assert_false(wvv_probe_again(-EPERM, &retry));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_result_mapping),
+		cmocka_unit_test(test_probe_retry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
