@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-packages=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev valgrind
+packages=(build-essential cmake pkg-config clang libclang-rt-dev llvm libbpf-dev bpftool libelf-dev zlib1g-dev valgrind
 	libcmocka-dev liburing-dev iproute2 procps ffmpeg curl jq xxd gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
