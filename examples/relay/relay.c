@@ -125,6 +125,8 @@ static const char *mode_name(int m)
 	case WRITEVV_MODE_DEFAULT: return "default";
 	case WRITEVV_MODE_KERNEL: return "kernel";
 	case WRITEVV_MODE_USERLAND: return "userland";
+	case WRITEVV_MODE_IOURING: return "iouring";
+	case WRITEVV_MODE_SENDFILE: return "sendfile";
 	default: return "unknown";
 	}
 }
@@ -409,7 +411,8 @@ static const char *requested_mode(void)
 	if (R.opt.mode >= 0)
 		return mode_name(R.opt.mode);
 	e = getenv("WRITEVV_MODE");
-	return e && (!strcmp(e, "kernel") || !strcmp(e, "userland")) ? e : "default";
+	return e && (!strcmp(e, "kernel") || !strcmp(e, "userland") || !strcmp(e, "iouring") ||
+		     !strcmp(e, "sendfile")) ? e : "default";
 }
 
 static size_t stats_json(char *buf, size_t sz)
@@ -924,8 +927,10 @@ static void check_engine(void)
 
 	if (e != R.engine) {
 		logmsg("writevv engine now in use: %s%s%s", mode_name(e),
-		       e == WRITEVV_MODE_USERLAND ? " -- kernel engine: " : "",
-		       e == WRITEVV_MODE_USERLAND ? writevv_kernel_status() : "");
+		       e == WRITEVV_MODE_USERLAND && R.opt.mode == WRITEVV_MODE_KERNEL
+			       ? " -- kernel engine: " : "",
+		       e == WRITEVV_MODE_USERLAND && R.opt.mode == WRITEVV_MODE_KERNEL
+			       ? writevv_kernel_status() : "");
 		R.engine = e;
 	}
 }
@@ -1021,7 +1026,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: writevv-relay [--listen ADDR:PORT] [--ingest ADDR:PORT | --stdin]\n"
-"                     [--mode default|kernel|userland] [--content-type TYPE]\n"
+"                     [--mode default|kernel|iouring|sendfile|userland] [--content-type TYPE]\n"
 "                     [--max-backlog BYTES] [--ts-align] [--stats-interval S]\n"
 "                     [--max-delay-ms MS] [--threads N] [--sndbuf BYTES]\n"
 "                     [--drain-timeout S] [--verbose]\n"
@@ -1113,6 +1118,10 @@ static void parse_args(int argc, char **argv)
 				o->mode = WRITEVV_MODE_KERNEL;
 			else if (!strcmp(optarg, "userland"))
 				o->mode = WRITEVV_MODE_USERLAND;
+			else if (!strcmp(optarg, "iouring"))
+				o->mode = WRITEVV_MODE_IOURING;
+			else if (!strcmp(optarg, "sendfile"))
+				o->mode = WRITEVV_MODE_SENDFILE;
 			else
 				goto bad;
 			break;
@@ -1212,9 +1221,11 @@ static int setup_mode(void)
 		}
 	}
 	R.engine = current_engine();
-	if (R.engine == WRITEVV_MODE_USERLAND && R.opt.mode != WRITEVV_MODE_USERLAND)
+	if (R.engine == WRITEVV_MODE_USERLAND && R.opt.mode == WRITEVV_MODE_KERNEL)
 		logmsg("kernel engine unavailable (%s): falling back to the userland engine",
 		       writevv_kernel_status());
+	else if (R.engine == WRITEVV_MODE_USERLAND && R.opt.mode != WRITEVV_MODE_USERLAND)
+		logmsg("writevv engine: userland (the faster engines do not work here)");
 	else
 		logmsg("writevv engine: %s", mode_name(R.engine));
 	return 0;
