@@ -31,63 +31,37 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "thread_state.h"
 
 struct memfd_thread {
 	int fd;
-	unsigned fork_gen;
 };
 
-static pthread_key_t memfd_key;
-static pthread_once_t memfd_once = PTHREAD_ONCE_INIT;
-static _Atomic unsigned memfd_fork_gen;
 static _Atomic int memfd_status = 1; /* 1 unknown, 0 usable, <0 -errno */
 static _Atomic long memfd_retry_s;
 
-static void memfd_destroy(void *arg)
+static int memfd_init(void *state)
 {
-	struct memfd_thread *m = arg;
+	struct memfd_thread *m = state;
 
-	close(m->fd);
-	free(m);
+	m->fd = memfd_create("writevv", MFD_CLOEXEC);
+	return m->fd < 0 ? -errno : 0;
 }
 
-static void memfd_atfork_child(void)
+static void memfd_fini(void *state)
 {
-	atomic_fetch_add(&memfd_fork_gen, 1);
+	/* In a fork()ed child: the parent keeps writing its own copy. */
+	close(((struct memfd_thread *)state)->fd);
 }
 
-static void memfd_make_key(void)
-{
-	pthread_key_create(&memfd_key, memfd_destroy);
-	pthread_atfork(NULL, NULL, memfd_atfork_child);
-}
+static struct wvv_tls memfd_tls = WVV_TLS_INIT(struct memfd_thread, memfd_init, memfd_fini);
 
 static int thread_memfd(void)
 {
-	struct memfd_thread *m;
+	int err = 0;
+	struct memfd_thread *m = wvv_tls_get(&memfd_tls, &err);
 
-	pthread_once(&memfd_once, memfd_make_key);
-	m = pthread_getspecific(memfd_key);
-	if (m && m->fork_gen == atomic_load(&memfd_fork_gen))
-		return m->fd;
-	if (m) {
-		/* Inherited through fork(): the parent writes this file too. */
-		pthread_setspecific(memfd_key, NULL);
-		memfd_destroy(m);
-	}
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	m->fd = memfd_create("writevv", MFD_CLOEXEC);
-	if (m->fd < 0) {
-		int err = -errno;
-
-		free(m);
-		return err;
-	}
-	m->fork_gen = atomic_load(&memfd_fork_gen);
-	pthread_setspecific(memfd_key, m);
-	return m->fd;
+	return m ? m->fd : err;
 }
 
 int wvv_sendfile_available(void)

@@ -21,49 +21,24 @@
 #include <liburing.h>
 
 #include "internal.h"
+#include "thread_state.h"
 
 #define RING_ENTRIES 1024u
 
 struct uring_thread {
 	struct io_uring ring;
-	int ok;
-	unsigned fork_gen;
 	/* fd number -> batch stamp, to split batches at a repeated fd */
 	uint32_t *stamp;
 	size_t nstamp;
 	uint32_t cur;
 };
 
-static pthread_key_t uring_key;
-static pthread_once_t uring_once = PTHREAD_ONCE_INIT;
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
 static _Atomic long uring_retry_s;
-/* Bumped in fork()ed children: a ring shares its memory with the parent's. */
-static _Atomic unsigned uring_fork_gen;
 
-static void uring_destroy(void *arg)
+static int uring_init(void *state)
 {
-	struct uring_thread *u = arg;
-
-	if (u->ok)
-		io_uring_queue_exit(&u->ring);
-	free(u->stamp);
-	free(u);
-}
-
-static void uring_atfork_child(void)
-{
-	atomic_fetch_add(&uring_fork_gen, 1);
-}
-
-static void uring_make_key(void)
-{
-	pthread_key_create(&uring_key, uring_destroy);
-	pthread_atfork(NULL, NULL, uring_atfork_child);
-}
-
-static int ring_init(struct io_uring *ring)
-{
+	struct uring_thread *u = state;
 	struct io_uring_params p;
 	int err;
 
@@ -73,41 +48,28 @@ static int ring_init(struct io_uring *ring)
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
 		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-	err = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+	err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
 	if (err == -EINVAL) {
 		memset(&p, 0, sizeof(p));
-		err = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+		err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
 	}
 	return err;
 }
 
+static void uring_fini(void *state)
+{
+	struct uring_thread *u = state;
+
+	/* In a fork()ed child this unmaps and closes the child's copy only. */
+	io_uring_queue_exit(&u->ring);
+	free(u->stamp);
+}
+
+static struct wvv_tls uring_tls = WVV_TLS_INIT(struct uring_thread, uring_init, uring_fini);
+
 static struct uring_thread *thread_ring(int *err)
 {
-	struct uring_thread *u;
-
-	pthread_once(&uring_once, uring_make_key);
-	u = pthread_getspecific(uring_key);
-	if (u && u->fork_gen == atomic_load(&uring_fork_gen))
-		return u;
-	if (u) {
-		/* Inherited through fork(): unmap and close our copy only. */
-		pthread_setspecific(uring_key, NULL);
-		uring_destroy(u);
-	}
-	u = calloc(1, sizeof(*u));
-	if (!u) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	*err = ring_init(&u->ring);
-	if (*err) {
-		free(u);
-		return NULL;
-	}
-	u->ok = 1;
-	u->fork_gen = atomic_load(&uring_fork_gen);
-	pthread_setspecific(uring_key, u);
-	return u;
+	return wvv_tls_get(&uring_tls, err);
 }
 
 int wvv_uring_available(void)
@@ -261,8 +223,7 @@ int wvv_uring_run(struct wvv_call *c)
 			/* The ring failed (never seen in practice): drop it with
 			 * whatever it still holds unsubmitted, and write those
 			 * targets in user space. */
-			pthread_setspecific(uring_key, NULL);
-			uring_destroy(u);
+			wvv_tls_drop(&uring_tls);
 			wvv_userland_finish_from(c, start + submitted);
 			return 0;
 		}
