@@ -306,7 +306,7 @@ static void figure(FILE *f, const char *dir, const char *recv, const char *name,
 	fprintf(f, "set output '%s/%s_%s.png'\n", dir, name, recv);
 	fprintf(f, "set multiplot layout %d,%d title '%s (receivers: %s; median of reps)' font ',12'\n",
 		rows, cols, title, recv);
-	fprintf(f, "set grid\nset key top left font ',8'\n");
+	fprintf(f, "set grid\nset key top left font ',8'\nset format y '%%g'\n");
 	if (v == V_RATIO)
 		fprintf(f, "set logscale x\nunset logscale y\nset ylabel 'loop CPU / engine CPU (>1: engine cheaper)'\n");
 	else
