@@ -129,7 +129,7 @@ struct zc_usage {
 };
 
 enum { ENG_LOOP, ENG_URING, ENG_MEMFD, ENG_SENDZC, ENG_WVV_KERNEL, ENG_WVV_USER,
-       ENG_WVV_URING, ENG_WVV_DEFAULT, N_ENGINES };
+       ENG_WVV_URING, ENG_WVV_SENDFILE, ENG_WVV_DEFAULT, N_ENGINES };
 
 struct engine {
 	const char *name;

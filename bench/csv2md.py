@@ -7,7 +7,8 @@ usage: bench/csv2md.py results.csv [recv ...]
 import csv
 import sys
 
-ENGINES = ["loop", "uring", "memfd", "sendzc", "wvv-kernel", "wvv-user", "wvv-uring", "wvv-default"]
+ENGINES = ["loop", "uring", "memfd", "sendzc", "wvv-kernel", "wvv-user", "wvv-uring", "wvv-sendfile",
+           "wvv-default"]
 
 
 def size(b):

@@ -507,6 +507,31 @@ static int wvv_uring_avail(char *why, size_t len)
 #define wvv_uring_prepare wvv_uring_avail
 #endif
 
+#ifdef WRITEVV_MODE_SENDFILE
+static int wvv_sendfile_avail(char *why, size_t len)
+{
+	return wvv_set(WRITEVV_MODE_SENDFILE, why, len);
+}
+
+static int wvv_sendfile_prepare(char *why, size_t len)
+{
+	if (wvv_set(WRITEVV_MODE_SENDFILE, why, len))
+		return -1;
+	if (wvv_effective_mode() != WRITEVV_MODE_SENDFILE) {
+		snprintf(why, len, "WRITEVV_GETMODE does not report the sendfile engine");
+		return -1;
+	}
+	return 0;
+}
+#else
+static int wvv_sendfile_avail(char *why, size_t len)
+{
+	snprintf(why, len, "this libwritevv has no WRITEVV_MODE_SENDFILE");
+	return -1;
+}
+#define wvv_sendfile_prepare wvv_sendfile_avail
+#endif
+
 const char *wvv_mode_name(int mode)
 {
 	switch (mode) {
@@ -515,6 +540,9 @@ const char *wvv_mode_name(int mode)
 	case WRITEVV_MODE_USERLAND: return "userland";
 #ifdef WRITEVV_MODE_IOURING
 	case WRITEVV_MODE_IOURING: return "io_uring";
+#endif
+#ifdef WRITEVV_MODE_SENDFILE
+	case WRITEVV_MODE_SENDFILE: return "sendfile";
 #endif
 	default: return "?";
 	}
@@ -546,6 +574,8 @@ struct engine engines[N_ENGINES] = {
 			   wvv_user_prepare, wvv_call },
 	[ENG_WVV_URING] = { "wvv-uring", 1, "writevv() in WRITEVV_MODE_IOURING", wvv_uring_avail,
 			    wvv_uring_prepare, wvv_call },
+	[ENG_WVV_SENDFILE] = { "wvv-sendfile", 1, "writevv() in WRITEVV_MODE_SENDFILE",
+			       wvv_sendfile_avail, wvv_sendfile_prepare, wvv_call },
 	[ENG_WVV_DEFAULT] = { "wvv-default", 1, "writevv() in WRITEVV_MODE_DEFAULT", avail_yes,
 			      wvv_default_prepare, wvv_call },
 };

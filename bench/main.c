@@ -57,7 +57,8 @@ static void usage(FILE *f)
 "  --recv LIST          drain,discard,nic,nic-discard (default: drain,discard,nic)\n"
 "  --targets LIST       grid target counts (default 10,100,1000,10000)\n"
 "  --payloads LIST      grid payload sizes, K/M suffixes (default 64,1400,16K,64K,256K)\n"
-"  --engines LIST       loop,uring,memfd,sendzc,wvv-kernel,wvv-user,wvv-uring,wvv-default\n"
+"  --engines LIST       loop,uring,memfd,sendzc,wvv-kernel,wvv-user,wvv-uring,wvv-sendfile,\n"
+"                       wvv-default\n"
 "                       (default all)\n"
 "  --reps N             repetitions per engine and cell (default 5, quick 3)\n"
 "  --loops N            writevvtest calls per repetition (default 5000 as the original, quick 40)\n"
@@ -356,9 +357,9 @@ static void print_header(void)
 			continue;
 		eng_ok[i] = engines[i].available(eng_why[i], sizeof(eng_why[i])) == 0;
 		if (eng_ok[i])
-			printf("# engine %-11s available: %s\n", engines[i].name, engines[i].desc);
+			printf("# engine %-12s available: %s\n", engines[i].name, engines[i].desc);
 		else
-			printf("# engine %-11s UNAVAILABLE (%s): skipped in this run\n", engines[i].name,
+			printf("# engine %-12s UNAVAILABLE (%s): skipped in this run\n", engines[i].name,
 			       eng_why[i]);
 	}
 	if (opt.eng[ENG_WVV_KERNEL] && !eng_ok[ENG_WVV_KERNEL])
@@ -415,6 +416,10 @@ static int wvv_expected_mode(int e)
 #ifdef WRITEVV_MODE_IOURING
 	if (e == ENG_WVV_URING)
 		return WRITEVV_MODE_IOURING;
+#endif
+#ifdef WRITEVV_MODE_SENDFILE
+	if (e == ENG_WVV_SENDFILE)
+		return WRITEVV_MODE_SENDFILE;
 #endif
 	return -1;
 }

@@ -54,9 +54,9 @@ void report_cell(const struct cell *c)
 	       " | %d reps | %.1f s ==\n",
 	       c->recv, c->workload, c->n, fmt_size(c->payload, sz, sizeof(sz)), c->iovcnt,
 	       c->iovcnt > 1 ? "s" : "", c->closed_calls, c->open_calls, c->reps, c->secs);
-	printf("%-11s %9s %17s %8s | %9s %8s | %8s | %9s %9s | %11s %7s  %s\n", "", "open-loop",
+	printf("%-12s %9s %17s %8s | %9s %8s | %8s | %9s %9s | %11s %7s  %s\n", "", "open-loop",
 	       "", "", "closed", "", "open", "latency", "", "segs/write", "", "");
-	printf("%-11s %9s %17s %8s | %9s %8s | %8s | %9s %9s | %11s %7s  %s\n", "engine", "cpu ns/wr",
+	printf("%-12s %9s %17s %8s | %9s %8s | %8s | %9s %9s | %11s %7s  %s\n", "engine", "cpu ns/wr",
 	       "(min..max)", "loop/eng", "cpu ns/wr", "loop/eng", "MB/s", "p50 us", "p99 us",
 	       "closed/open", "retr+TLP", "notes");
 	for (e = 0; e < N_ENGINES; e++) {
@@ -65,7 +65,7 @@ void report_cell(const struct cell *c)
 
 		if (!r->ran) {
 			if (r->why[0])
-				printf("%-11s %s\n", engines[e].name, r->why);
+				printf("%-12s %s\n", engines[e].name, r->why);
 			continue;
 		}
 		if (c->open_calls)
@@ -81,7 +81,7 @@ void report_cell(const struct cell *c)
 		if (r->lat_valid && r->lat_open)
 			snprintf(note + strlen(note), sizeof(note) - strlen(note), "%slatency incl. queueing",
 				 note[0] ? "; " : "");
-		printf("%-11s %9s %17s %7sx | %9s %7sx | %8s | %9s %9s | %5s/%-5s %7llu  %s\n",
+		printf("%-12s %9s %17s %7sx | %9s %7sx | %8s | %9s %9s | %5s/%-5s %7llu  %s\n",
 		       engines[e].name, num(b[0], 24, "%.1f", c->open_calls ? r->cpu_open : NAN), lohi,
 		       num(b[1], 24, "%.2f", ratio_open(c, e)),
 		       num(b[2], 24, "%.1f", c->closed_calls ? r->cpu : NAN),
@@ -254,7 +254,8 @@ static unsigned write_blocks(FILE *f, const char *recv, const int *tg, int nt, c
 }
 
 static const char *eng_color[N_ENGINES] = {
-	"#000000", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
+	"#000000", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#bcbd22",
+	"#8c564b",
 };
 
 enum view { V_CPU, V_CPU_CLOSED, V_LAT, V_RATIO, V_MBPS };
