@@ -148,6 +148,7 @@ struct engine {
 };
 extern struct engine engines[N_ENGINES];
 extern struct zc_usage zc_usage;
+extern uint64_t uring_resubmits;
 extern bool zc_report_usage;
 extern int uring_op_send; /* 0: IORING_OP_WRITEV, 1: IORING_OP_SEND(MSG) */
 extern unsigned uring_setup_flags;
@@ -183,6 +184,7 @@ struct eng_result {
 	bool lat_valid, lat_open;
 	uint64_t retrans;   /* summed over reps (tcpi_total_retrans: includes TLP probes) */
 	uint64_t backlog_drops; /* softnet_stat drops during this engine's reps (machine-wide) */
+	uint64_t resubmits;     /* io_uring engines: short writes resubmitted */
 	struct zc_usage zc;
 };
 

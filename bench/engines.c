@@ -31,6 +31,7 @@
 #endif
 
 struct zc_usage zc_usage;
+uint64_t uring_resubmits; /* short writes and -EAGAIN/-EINTR completions resubmitted */
 bool zc_report_usage = true;
 int uring_op_send;
 unsigned uring_setup_flags;
@@ -333,6 +334,7 @@ static int uring_run(struct io_uring *r, bool zc, const int *fds, int n, const s
 				}
 				if (res == -EAGAIN || res == -EINTR) {
 					t_retry[nretry++] = i;
+					uring_resubmits++;
 					continue;
 				}
 				if (res < 0) {
@@ -342,6 +344,7 @@ static int uring_run(struct io_uring *r, bool zc, const int *fds, int n, const s
 				t_done[i] += (size_t)res;
 				if (t_done[i] < total && res > 0) {
 					t_retry[nretry++] = i; /* short write: the rest */
+					uring_resubmits++;
 					continue;
 				}
 				set_result(rets, errs, i, t_done[i], 0);

@@ -620,7 +620,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 	for (r = 0; r < opt.reps; r++) {
 		for (e = 0; e < N_ENGINES; e++) {
 			struct zc_usage z0 = zc_usage;
-			uint64_t d0;
+			uint64_t d0, u0 = uring_resubmits;
 
 			if (!ok[e])
 				continue;
@@ -632,6 +632,7 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 				continue;
 			}
 			cell->e[e].backlog_drops += softnet_drops() - d0;
+			cell->e[e].resubmits += uring_resubmits - u0;
 			cell->e[e].zc.notifs += zc_usage.notifs - z0.notifs;
 			cell->e[e].zc.copied += zc_usage.copied - z0.copied;
 		}

@@ -74,6 +74,10 @@ void report_cell(const struct cell *c)
 			snprintf(note, sizeof(note), "zc notifs %llu, copied %llu (%.0f%%)",
 				 (unsigned long long)r->zc.notifs, (unsigned long long)r->zc.copied,
 				 100.0 * (double)r->zc.copied / (double)r->zc.notifs);
+		if (r->resubmits)
+			snprintf(note + strlen(note), sizeof(note) - strlen(note),
+				 "%s%llu short writes resubmitted", note[0] ? "; " : "",
+				 (unsigned long long)r->resubmits);
 		if (r->backlog_drops)
 			snprintf(note + strlen(note), sizeof(note) - strlen(note),
 				 "%s%llu backlog drops", note[0] ? "; " : "",
