@@ -307,11 +307,11 @@ static void figure(FILE *f, const char *dir, const char *recv, const char *name,
 	char sz[32];
 
 	layout(k, &rows, &cols);
-	fprintf(f, "set terminal pngcairo size %d,%d font ',10'\n", 520 * cols + 40, 400 * rows + 60);
+	fprintf(f, "set terminal pngcairo size %d,%d font ',10'\n", 520 * cols + 40, 440 * rows + 60);
 	fprintf(f, "set output '%s/%s_%s.png'\n", dir, name, recv);
 	fprintf(f, "set multiplot layout %d,%d title '%s (receivers: %s; median of reps)' font ',12'\n",
 		rows, cols, title, recv);
-	fprintf(f, "set grid\nset key top left font ',8'\nset format y '%%g'\n");
+	fprintf(f, "set grid\nset key below horizontal font ',9'\nset format y '%%g'\n");
 	if (v == V_RATIO)
 		fprintf(f, "set logscale x\nunset logscale y\nset ylabel 'loop CPU / engine CPU (>1: engine cheaper)'\n");
 	else
@@ -321,7 +321,7 @@ static void figure(FILE *f, const char *dir, const char *recv, const char *name,
 			: v == V_MBPS ? "delivered MB/s (open loop)"
 				      : "delivery latency us (p50 solid, p99 dashed)");
 	if (by_payload) {
-		fprintf(f, "set xlabel 'payload'\nset xtics (");
+		fprintf(f, "unset xlabel\nset xtics (");
 		for (i = 0; i < np; i++)
 			fprintf(f, "%s\"%s\" %zu", i ? ", " : "", fmt_size(pl[i], sz, sizeof(sz)), pl[i]);
 		fprintf(f, ")\nset xrange [%g:%g]\n", (double)pl[0] / 1.6, (double)pl[np - 1] * 1.6);
@@ -330,7 +330,7 @@ static void figure(FILE *f, const char *dir, const char *recv, const char *name,
 			panel_plot(f, "p", tg[i], have, v);
 		}
 	} else {
-		fprintf(f, "set xlabel 'targets'\nset xtics (");
+		fprintf(f, "unset xlabel\nset xtics (");
 		for (i = 0; i < nt; i++)
 			fprintf(f, "%s\"%d\" %d", i ? ", " : "", tg[i], tg[i]);
 		fprintf(f, ")\nset xrange [%g:%g]\n", tg[0] / 1.6, tg[nt - 1] * 1.6);

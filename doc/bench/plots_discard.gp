@@ -525,11 +525,11 @@ set terminal pngcairo size 1080,860 font ',10'
 set output 'doc/bench/cpu_vs_payload_discard.png'
 set multiplot layout 2,2 title 'Sender CPU per target-write vs payload (open loop) (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale xy
 set ylabel 'sender CPU ns per target-write (open loop)'
-set xlabel 'payload'
+unset xlabel
 set xtics ("64 B" 64, "1400 B" 1400, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144)
 set xrange [40:419430]
 set title '10 targets'
@@ -578,11 +578,11 @@ set terminal pngcairo size 1600,860 font ',10'
 set output 'doc/bench/cpu_vs_targets_discard.png'
 set multiplot layout 2,3 title 'Sender CPU per target-write vs targets (open loop) (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale xy
 set ylabel 'sender CPU ns per target-write (open loop)'
-set xlabel 'targets'
+unset xlabel
 set xtics ("10" 10, "100" 100, "1000" 1000, "10000" 10000)
 set xrange [6.25:16000]
 set title 'payload 64 B'
@@ -641,11 +641,11 @@ set terminal pngcairo size 1080,860 font ',10'
 set output 'doc/bench/cpu_closed_vs_payload_discard.png'
 set multiplot layout 2,2 title 'Sender CPU per target-write vs payload (closed loop) (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale xy
 set ylabel 'sender CPU ns per target-write (closed loop)'
-set xlabel 'payload'
+unset xlabel
 set xtics ("64 B" 64, "1400 B" 1400, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144)
 set xrange [40:419430]
 set title '10 targets'
@@ -694,11 +694,11 @@ set terminal pngcairo size 1080,860 font ',10'
 set output 'doc/bench/mbps_vs_payload_discard.png'
 set multiplot layout 2,2 title 'Delivered throughput vs payload (open loop) (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale xy
 set ylabel 'delivered MB/s (open loop)'
-set xlabel 'payload'
+unset xlabel
 set xtics ("64 B" 64, "1400 B" 1400, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144)
 set xrange [40:419430]
 set title '10 targets'
@@ -747,11 +747,11 @@ set terminal pngcairo size 1080,860 font ',10'
 set output 'doc/bench/lat_vs_payload_discard.png'
 set multiplot layout 2,2 title 'Delivery latency (call start to last byte) vs payload (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale xy
 set ylabel 'delivery latency us (p50 solid, p99 dashed)'
-set xlabel 'payload'
+unset xlabel
 set xtics ("64 B" 64, "1400 B" 1400, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144)
 set xrange [40:419430]
 set title '10 targets'
@@ -836,11 +836,11 @@ set terminal pngcairo size 1600,860 font ',10'
 set output 'doc/bench/lat_vs_targets_discard.png'
 set multiplot layout 2,3 title 'Delivery latency (call start to last byte) vs targets (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale xy
 set ylabel 'delivery latency us (p50 solid, p99 dashed)'
-set xlabel 'targets'
+unset xlabel
 set xtics ("10" 10, "100" 100, "1000" 1000, "10000" 10000)
 set xrange [6.25:16000]
 set title 'payload 64 B'
@@ -944,12 +944,12 @@ set terminal pngcairo size 1080,860 font ',10'
 set output 'doc/bench/ratio_vs_payload_discard.png'
 set multiplot layout 2,2 title 'CPU ratio loop/engine vs payload (open loop) (receivers: discard; median of reps)' font ',12'
 set grid
-set key top left font ',8'
+set key below horizontal font ',9'
 set format y '%g'
 set logscale x
 unset logscale y
 set ylabel 'loop CPU / engine CPU (>1: engine cheaper)'
-set xlabel 'payload'
+unset xlabel
 set xtics ("64 B" 64, "1400 B" 1400, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144)
 set xrange [40:419430]
 set title '10 targets'
