@@ -602,10 +602,16 @@ static void run_cell(struct conns **cs, const char *workload, size_t total, int 
 	cell->open_calls = open_calls;
 	cell->reps = opt.reps;
 
+	/* availability now: the BPF program may have been loaded or unloaded
+	 * since the start (engines of a set that was not opened stay out) */
 	for (e = 0; e < N_ENGINES; e++) {
-		ok[e] = opt.eng[e] && eng_ok[e];
+		ok[e] = opt.eng[e] && cs[engines[e].set] &&
+			engines[e].available(eng_why[e], sizeof(eng_why[e])) == 0;
 		if (opt.eng[e] && !ok[e])
-			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "unavailable: %.200s", eng_why[e]);
+			snprintf(cell->e[e].why, sizeof(cell->e[e].why), "unavailable: %.200s",
+				 cs[engines[e].set] ? eng_why[e] : "its connection set was not opened");
+		if (e == ENG_WVV_KERNEL && opt.eng[e] && !ok[e])
+			printf("kernel: unavailable (%s)\n", eng_why[e]);
 	}
 	/* warm-up: one short repetition per engine (lazy set-up, caches, cwnd) */
 	for (e = 0; e < N_ENGINES; e++) {
