@@ -621,7 +621,7 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 {
 	const struct frame *f = &cs->frames[r];
 	size_t stride = frame_iov_max(cs);
-	int q = 0, eacces_retry = 0;
+	int q = 0, eacces_retry = 0, stalls = 0;
 
 	while (q < nseg) {
 		int k = 0, n, j, i, sent;
@@ -640,6 +640,8 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 			break;
 		sent = sendmmsg(cs->t->ctl, cs->msgs, (unsigned int)k, MSG_DONTWAIT | MSG_NOSIGNAL);
 		n = sent < 0 ? 0 : sent;
+		if (n > 0)
+			stalls = 0;
 		cs->t->recs.n = 0;
 		ring_buffer__consume(cs->t->rb);
 		cs->batch++;
@@ -698,7 +700,9 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 		case EAGAIN:
 		case ENOBUFS:
 		case ENOMEM:
-			if (wait_ctl(cs))
+			/* The control socket stays full for seconds: give the
+			 * rest of the call to user space rather than spin. */
+			if (++stalls > 5 || wait_ctl(cs))
 				return -EIO;
 			break;
 		case EINTR:
