@@ -5,14 +5,15 @@
 #
 #   examples/relay/bench.sh BUILD_DIR [options]
 #     --viewers "1000 5000"    viewer counts
-#     --modes "default kernel userland"
+#     --modes "default kernel userland"   any of default kernel iouring sendfile userland
 #     --rate 4000000           stream bitrate, bits/s
 #     --seconds 20             measured window (after a 3 s warm-up)
 #     --threads 1              relay --threads
 #     --max-delay-ms 50        relay --max-delay-ms
 #     --clients 2              loadgen processes the viewers are split over
 #
-# Kernel mode loads the BPF program with BUILD_DIR/writevv-loader if needed.
+# Kernel mode loads the BPF program with BUILD_DIR/writevv-loader if needed
+# (in $WRITEVV_PIN_DIR if set, which the relay's library honours too).
 # Prints one markdown table row per run (and a CSV line to bench-relay.csv).
 set -u
 BUILD=${1:?usage: bench.sh BUILD_DIR [options]}; shift
@@ -48,7 +49,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 for mode in $MODES; do
 	for n in $VIEWERS; do
-		if [ "$mode" = kernel ] && ! "$LOADER" status 2>/dev/null | grep -q loaded; then
+		if [ "$mode" = kernel ] && ! "$LOADER" status 2>/dev/null | grep -q '^writevv: loaded'; then
 			"$LOADER" load >/dev/null 2>&1 || { echo "| kernel | - | $n | loader failed |"; continue; }
 		fi
 		: > "$W/relay.log"
@@ -79,11 +80,15 @@ for mode in $MODES; do
 		t0=$(cpu_ticks $RPID); s0=$(stats)
 		sleep "$SECS"
 		t1=$(cpu_ticks $RPID); s1=$(stats)
+		# on stderr: the engine the relay logged, and whether it holds a memfd (the sendfile engine)
+		echo "# $mode $n: $(sed -n 's/^.*\(writevv engine.*\)$/\1/p' "$W/relay.log" | paste -sd';')" \
+			"memfd=$(ls -l /proc/$RPID/fd 2>/dev/null | grep -c memfd:)" >&2
 		wait $PP
 		for p in "${vp[@]}"; do wait "$p"; done
 		kill -TERM $RPID; wait $RPID
 		vf=0; for c in $(seq "$CLIENTS"); do
 			[ -s "$W/view$c.json" ] && vf=$((vf + $(tail -n1 "$W/view$c.json" | jq .verify_fail)))
+			[ -s "$W/view$c.json" ] && echo "# $mode $n: loadgen $c: $(tail -n1 "$W/view$c.json")" >&2
 		done
 		python3 - "$mode" "$n" "$RATE" "$THREADS" "$DELAY" "$SECS" "$HZ" "$t0" "$t1" \
 			"$s0" "$s1" "$vf" "$CSV" <<'EOF'
