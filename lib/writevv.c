@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_choice.h"
 #include "internal.h"
 #include "writevv.h"
 
@@ -42,34 +43,62 @@ static int current_mode(void)
 	return atomic_load(&wvv_mode);
 }
 
-#define SENDFILE_MIN_DEFAULT 16384
-
 static int effective_engine(void);
 
-/* Payload size from which the default mode copies once and uses sendfile. */
+/* Where the default mode switches from the writev loop to sendfile when it
+ * has no io_uring: the loop and io_uring cost about the same (BENCHMARKS.md). */
+#define SENDFILE_MIN_WITHOUT_URING 16384
+
+/*
+ * WRITEVV_SENDFILE_MIN, if set: a fixed size from which the default mode
+ * uses the sendfile engine (e.g. what `writevv-bench --calibrate` measured);
+ * 0 if unset: the default mode learns the choice (engine_choice.c).
+ */
 static size_t sendfile_min(void)
 {
-	static _Atomic size_t cached;
-	size_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+	static _Atomic long long cached = -1; /* -1: not read yet */
+	long long v = atomic_load_explicit(&cached, memory_order_relaxed);
 	const char *s;
 
-	if (v)
-		return v;
+	if (v >= 0)
+		return (size_t)v;
 	s = getenv("WRITEVV_SENDFILE_MIN");
-	v = s && *s ? (size_t)strtoull(s, NULL, 0) : SENDFILE_MIN_DEFAULT;
-	if (v == 0)
-		v = 1;
+	v = 0;
+	if (s && *s) {
+		v = (long long)strtoull(s, NULL, 0);
+		if (v <= 0)
+			v = 1; /* 0 or garbage: sendfile for every call */
+	}
 	atomic_store(&cached, v);
-	return v;
+	return (size_t)v;
 }
 
-/* The engine a call of 'total' bytes made now would use. */
-static int engine_for(size_t total)
+/* What each size class learnt, per thread. */
+static _Thread_local struct wvv_choice choices[WVV_CHOICE_CLASSES];
+
+/*
+ * The engine call c uses; *learn is set to the class to record its cost
+ * in, when the default mode chose between io_uring and sendfile.
+ */
+static int engine_for(const struct wvv_call *c, struct wvv_choice **learn)
 {
-	if (current_mode() == WRITEVV_MODE_DEFAULT && total >= sendfile_min() &&
-	    wvv_sendfile_available() == 0)
-		return WRITEVV_MODE_SENDFILE;
-	return effective_engine();
+	int engine = effective_engine(), cls;
+	size_t fixed;
+
+	*learn = NULL;
+	if (current_mode() != WRITEVV_MODE_DEFAULT || wvv_sendfile_available() != 0)
+		return engine;
+	fixed = sendfile_min();
+	if (fixed)
+		return c->total >= fixed ? WRITEVV_MODE_SENDFILE : engine;
+	if (engine != WRITEVV_MODE_IOURING) /* no io_uring: nothing to learn */
+		return c->total >= SENDFILE_MIN_WITHOUT_URING ? WRITEVV_MODE_SENDFILE : engine;
+	cls = wvv_choice_class(c->total);
+	if (cls < 0)
+		return engine;
+	*learn = &choices[cls];
+	return wvv_choice_pick(*learn) == WVV_CHOICE_SENDFILE ? WRITEVV_MODE_SENDFILE
+							      : WRITEVV_MODE_IOURING;
 }
 
 /* The engine a call made now would use (for small payloads in the default mode). */
@@ -92,8 +121,9 @@ static int effective_engine(void)
 	}
 }
 
-/* Run c on 'engine'; an engine that cannot start leaves it to the loop. */
-static void run_engine(int engine, struct wvv_call *c)
+/* Run c on 'engine'; an engine that cannot start leaves it to the loop.
+ * Returns 0 if 'engine' ran the call. */
+static int run_engine(int engine, struct wvv_call *c)
 {
 	int err = -ENOENT;
 
@@ -105,15 +135,18 @@ static void run_engine(int engine, struct wvv_call *c)
 		err = wvv_sendfile_run(c);
 	if (err)
 		wvv_userland_run(c);
+	return err;
 }
 
 WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 	    size_t *returns, int *errors)
 {
 	struct wvv_call c;
+	struct wvv_choice *learn;
+	uint64_t cpu0 = 0;
 	size_t *rets = returns;
 	int *errs = errors;
-	int i, full = 0, err;
+	int i, full = 0, err, engine;
 
 	err = wvv_validate(fds, fdcnt, iov, iovcnt, &c.total);
 	if (err) {
@@ -141,7 +174,13 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	c.returns = rets;
 	c.errors = errs;
 
-	run_engine(engine_for(c.total), &c);
+	engine = engine_for(&c, &learn);
+	if (learn)
+		cpu0 = wvv_thread_cpu_ns();
+	if (run_engine(engine, &c) == 0 && learn && cpu0)
+		wvv_choice_record(learn, engine == WRITEVV_MODE_SENDFILE ? WVV_CHOICE_SENDFILE
+									: WVV_CHOICE_URING,
+				  (wvv_thread_cpu_ns() - cpu0) / (uint64_t)fdcnt);
 
 	for (i = 0; i < fdcnt; i++)
 		if (errs[i] == 0 && rets[i] == c.total)

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -78,6 +80,69 @@ static int not_loaded_child(void)
 	return 0;
 }
 
+static int run_self(const char *arg, const char *name, const char *value);
+
+/* Size of this process's sendfile-engine memfd: what the engine's last call
+ * wrote into it (0 if it only exists), -1 if there is none. */
+static long long memfd_size(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	long long size = -1;
+
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char path[288], link[128];
+		struct stat st;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = 0;
+		if (!strncmp(link, "/memfd:writevv", 14) && !stat(path, &st))
+			size = st.st_size;
+	}
+	closedir(d);
+	return size;
+}
+
+/* 64 KiB calls in the default mode; 0 if the sendfile engine ran none. */
+static long long default_mode_64k_calls(int calls)
+{
+	struct tcp_fleet f;
+	static const size_t lens[2] = { 40000, 25536 };
+	int idx[3] = { 0, 1, 2 }, m = WRITEVV_MODE_DEFAULT, i;
+
+	fleet_open(&f, 3, 1);
+	assert_int_equal(writevv_control(WRITEVV_SETMODE, &m), 0);
+	for (i = 0; i < calls; i++)
+		fanout_check(&f, idx, 3, lens, 2, 100 + (unsigned)i);
+	fleet_close(&f);
+	return memfd_size();
+}
+
+/* The default mode measures both engines on a payload size before it
+ * settles on one, with writev's results and bytes either way. */
+static void test_default_tries_both(void **state)
+{
+	(void)state;
+	assert_int_equal(default_mode_64k_calls(2 * (1 + 3)), 65536);
+}
+
+/* A fixed WRITEVV_SENDFILE_MIN replaces the learning (run in a child). */
+static int fixed_threshold_child(void)
+{
+	return default_mode_64k_calls(20) > 0;
+}
+
+static void test_default_fixed_threshold(void **state)
+{
+	(void)state;
+	assert_int_equal(run_self("--fixed-threshold", "WRITEVV_SENDFILE_MIN", "1000000"), 0);
+}
+
 static int run_self(const char *arg, const char *name, const char *value)
 {
 	pid_t pid = fork();
@@ -120,6 +185,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_modes_loaded),
 		cmocka_unit_test(test_modes_not_loaded),
 		cmocka_unit_test(test_mode_from_env),
+		cmocka_unit_test(test_default_tries_both),
+		cmocka_unit_test(test_default_fixed_threshold),
 	};
 
 	if (argc > 1 && !strcmp(argv[1], "--print-mode")) {
@@ -130,5 +197,7 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && !strcmp(argv[1], "--not-loaded"))
 		return not_loaded_child();
+	if (argc > 1 && !strcmp(argv[1], "--fixed-threshold"))
+		return fixed_threshold_child();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
