@@ -416,6 +416,31 @@ static double cal_cpu(const struct cell *c, int e)
 	return c->open_calls ? c->e[e].cpu_open : c->e[e].cpu;
 }
 
+/*
+ * A fixed threshold for the default mode (WRITEVV_SENDFILE_MIN), instead of
+ * its learnt choice: the smallest measured payload from which the sendfile
+ * engine used less CPU than the io_uring engine at every larger payload too.
+ */
+static void print_sendfile_min(const char *recv, const size_t *pl, int np,
+			       const double *uring_gm, const double *sendfile_gm)
+{
+	int j, from = np;
+
+	for (j = np - 1; j >= 0; j--) {
+		if (isnan(uring_gm[j]) || isnan(sendfile_gm[j]))
+			return; /* both engines must have run at every payload */
+		if (sendfile_gm[j] >= uring_gm[j])
+			break;
+		from = j;
+	}
+	if (from == np)
+		printf("calibrate.%s.WRITEVV_SENDFILE_MIN=none (io_uring used less CPU at every"
+		       " measured payload)\n", recv);
+	else
+		printf("calibrate.%s.WRITEVV_SENDFILE_MIN=%zu (sendfile/io_uring CPU there: %.2f)\n",
+		       recv, pl[from], sendfile_gm[from] / uring_gm[from]);
+}
+
 void calibrate_print(void)
 {
 	int m, i, j, e, nt, np;
@@ -430,6 +455,7 @@ void calibrate_print(void)
 		const char *best_name[16];
 		double best_v[16], kvu[16];
 		size_t best_pl[16];
+		double uring_gm[16], sendfile_gm[16];
 		char cname[32];
 		int nbest = 0;
 
@@ -474,12 +500,16 @@ void calibrate_print(void)
 				}
 			}
 			for (e = 0; e < N_ENGINES; e++) {
-				if (cnt[e] != nt)
-					continue; /* must have run in every cell of the row */
+				if (cnt[e] != nt) {
+					gm[e] = NAN; /* must have run in every cell of the row */
+					continue;
+				}
 				gm[e] = exp(gm[e] / cnt[e]);
 				if (best < 0 || gm[e] < gm[best])
 					best = e;
 			}
+			uring_gm[j] = gm[ENG_WVV_URING];
+			sendfile_gm[j] = gm[ENG_WVV_SENDFILE];
 			if (best < 0)
 				continue;
 			best_pl[nbest] = pl[j];
@@ -491,6 +521,7 @@ void calibrate_print(void)
 			       cnt[ENG_LOOP] == nt ? gm[ENG_LOOP] : NAN, kvu[nbest]);
 			nbest++;
 		}
+		print_sendfile_min(recv, pl, np, uring_gm, sendfile_gm);
 		snprintf(cname, sizeof(cname), "%s", recv);
 		for (i = 0; cname[i]; i++)
 			if (cname[i] == '-')
