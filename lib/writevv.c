@@ -2,6 +2,7 @@
 /* Public entry points: argument checks, mode selection, engine dispatch. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +66,10 @@ static size_t sendfile_min(void)
 	s = getenv("WRITEVV_SENDFILE_MIN");
 	v = 0;
 	if (s && *s) {
-		v = (long long)strtoull(s, NULL, 0);
-		if (v <= 0)
-			v = 1; /* 0 or garbage: sendfile for every call */
+		unsigned long long n = strtoull(s, NULL, 0); /* "-1" wraps: never */
+
+		v = n > LLONG_MAX ? LLONG_MAX : n == 0 ? 1 /* 0 or garbage: always */
+						      : (long long)n;
 	}
 	atomic_store(&cached, v);
 	return (size_t)v;

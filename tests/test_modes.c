@@ -141,6 +141,10 @@ static void test_default_fixed_threshold(void **state)
 {
 	(void)state;
 	assert_int_equal(run_self("--fixed-threshold", "WRITEVV_SENDFILE_MIN", "1000000"), 0);
+	/* a negative number wraps around to a huge one: never */
+	assert_int_equal(run_self("--fixed-threshold", "WRITEVV_SENDFILE_MIN", "-1"), 0);
+	/* 0 means every call: the sendfile engine did run */
+	assert_int_equal(run_self("--fixed-threshold", "WRITEVV_SENDFILE_MIN", "0"), 1);
 }
 
 static int run_self(const char *arg, const char *name, const char *value)
