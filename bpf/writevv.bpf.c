@@ -134,6 +134,9 @@ static __always_inline bool is_slot_owner(const struct wvv_slot_state *st,
 	       st->remote_port == bpf_ntohs((__u16)(rp & 0xffff));
 }
 
+/* Payloads up to this size are redirected as one scatterlist element. */
+#define WVV_LINEAR_MAX 4096
+
 SEC("sk_msg")
 int writevv_fanout(struct sk_msg_md *msg)
 {
@@ -211,6 +214,14 @@ int writevv_fanout(struct sk_msg_md *msg)
 
 	bpf_msg_pop_data(msg, 0, sizeof(hdr), 0);
 	if (verdict == WVV_V_REDIRECT) {
+		/* A payload that straddles two scatterlist elements (its frame
+		 * crossed a page-frag boundary, ~1 frame in 23 at 1400 B) is
+		 * pushed element by element without MSG_MORE, so a TCP_NODELAY
+		 * target sends it as two segments. Small ones are made one
+		 * element (a no-op when they already are; a copy of at most a
+		 * page when not). Larger ones span elements anyway. */
+		if (hdr.len <= WVV_LINEAR_MAX)
+			bpf_msg_pull_data(msg, 0, hdr.len, 0);
 		__sync_fetch_and_add(&cnt->bytes, hdr.len);
 		return bpf_msg_redirect_hash(msg, &wvv_targets, &hdr.cookie, 0);
 	}
