@@ -108,7 +108,8 @@ static long long memfd_size(void)
 	return size;
 }
 
-/* 64 KiB calls in the default mode; 0 if the sendfile engine ran none. */
+/* 64 KiB calls in the default mode, each checked at the receivers; returns
+ * memfd_size(): > 0 only if the sendfile engine ran one of them. */
 static long long default_mode_64k_calls(int calls)
 {
 	struct tcp_fleet f;
