@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The default mode's choice between the io_uring engine (a copy per
- * target, one system call per batch) and the sendfile engine (one copy,
- * then a sendfile per target), learnt per thread and per payload size
- * class from what each call cost.
+ * target, one system call per batch), the sendfile engine (one copy, then
+ * a sendfile per target) and the zero-copy engine (one copy, then a
+ * SEND_ZC per target in one batch), learnt per thread and per payload
+ * size class from what each call cost.
  *
  * Where the two cross over depends on the machine and on where the
  * receivers are: measured at 16 KiB on one 2-vCPU VM and between 32 and
@@ -11,8 +12,10 @@
  * core or host than when it is charged to the sender (loopback). A fixed
  * threshold is right on one machine only, so each call's sender CPU per
  * target-write is measured (CLOCK_THREAD_CPUTIME_ID, the figure the
- * benchmark ranks engines by) and each class mostly uses the cheaper
- * engine, trying the other one call in EXPLORE_EVERY to follow changes.
+ * benchmark ranks engines by) and each class mostly uses the cheapest
+ * engine, trying another one call in EXPLORE_EVERY to follow changes.
+ * Zero-copy sends are copied anyway where the receiver is on this host
+ * (loopback, veth), and the cost measured then says so.
  */
 #define _GNU_SOURCE
 #include <time.h>
@@ -35,20 +38,33 @@ int wvv_choice_class(size_t total)
 	return c;
 }
 
-int wvv_choice_pick(struct wvv_choice *k)
+int wvv_choice_pick(struct wvv_choice *k, unsigned eligible)
 {
-	int e, best;
+	int e, least = WVV_CHOICE_URING, best = WVV_CHOICE_URING;
+	unsigned j;
 
+	eligible |= 1u << WVV_CHOICE_URING;
 	/* Warm up: each engine's first call (cold ring, memfd, caches) is
-	 * not counted, then WVV_CHOICE_WARM calls each, alternating. */
+	 * not counted, then WVV_CHOICE_WARM calls each, in turn. */
 	for (e = 0; e < WVV_CHOICE_ENGINES; e++)
-		if (k->samples[e] <= WVV_CHOICE_WARM && k->samples[e] <= k->samples[!e])
-			return e;
-	best = k->cost[WVV_CHOICE_SENDFILE] < k->cost[WVV_CHOICE_URING] ? WVV_CHOICE_SENDFILE
-									 : WVV_CHOICE_URING;
+		if ((eligible & 1u << e) && k->samples[e] < k->samples[least])
+			least = e;
+	if (k->samples[least] <= WVV_CHOICE_WARM)
+		return least;
+	for (e = 0; e < WVV_CHOICE_ENGINES; e++)
+		if ((eligible & 1u << e) && k->cost[e] < k->cost[best])
+			best = e;
 	if (++k->since_explore >= WVV_CHOICE_EXPLORE_EVERY) {
+		/* the other eligible engines in turn */
+		for (j = 1; j <= WVV_CHOICE_ENGINES; j++) {
+			e = (int)((k->explored + j) % WVV_CHOICE_ENGINES);
+			if ((eligible & 1u << e) && e != best) {
+				k->since_explore = 0;
+				k->explored = (uint32_t)e;
+				return e;
+			}
+		}
 		k->since_explore = 0;
-		return !best;
 	}
 	return best;
 }

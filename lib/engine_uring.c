@@ -1,12 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The io_uring engine: one SEND/SENDMSG per target, all submitted with one
- * io_uring_enter per batch. Every request carries MSG_DONTWAIT so that none
- * is parked on a full socket and none stalls the batch; a target that did
- * not take everything is finished with one writev-equivalent call, which
- * blocks or not as the target's own O_NONBLOCK says, exactly as writev
- * would. MSG_NOSIGNAL keeps SIGPIPE away; descriptors that are not sockets
- * (ENOTSOCK) are written with writev in the same call.
+ * The io_uring engines: one SEND/SENDMSG (or SEND_ZC) per target, all
+ * submitted with one io_uring_enter per batch. Every request carries
+ * MSG_DONTWAIT so that none is parked on a full socket and none stalls the
+ * batch; a target that did not take everything is finished with one
+ * writev-equivalent call, which blocks or not as the target's own
+ * O_NONBLOCK says, exactly as writev would. MSG_NOSIGNAL keeps SIGPIPE
+ * away; descriptors that are not sockets (ENOTSOCK) are written with writev
+ * in the same call.
+ *
+ * The zero-copy engine copies the payload once into a per-thread buffer
+ * registered with the ring (zc_arena.c) and sends it to each target with
+ * SEND_ZC: the sockets take references to its pages instead of copies.
+ * The call returns when every send has been queued, like writev; the
+ * payload's place in the buffer is reused only after the kernel has sent
+ * the notification of every one of those sends (the pages may be read
+ * until the data is acknowledged). Sockets without zero-copy support
+ * (EOPNOTSUPP: AF_UNIX, or TCP sockets that were ever in a sockmap) are
+ * written with writev.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <stdint.h>
@@ -22,8 +34,17 @@
 
 #include "internal.h"
 #include "thread_state.h"
+#include "zc_arena.h"
 
 #define RING_ENTRIES 1024u
+/* Room for the notifications of earlier zero-copy calls next to a batch's
+ * completions (more are kept by the kernel, IORING_FEAT_NODROP). */
+#define CQ_ENTRIES (4 * RING_ENTRIES)
+/* user_data: the target's index, and above it the arena record + 1 */
+#define UD_REC_SHIFT 32
+
+/* The zero-copy buffer: per thread, pinned (registered) for the ring. */
+#define ZC_ARENA_DEFAULT (2u << 20)
 
 struct uring_thread {
 	struct io_uring ring;
@@ -31,6 +52,11 @@ struct uring_thread {
 	uint32_t *stamp;
 	size_t nstamp;
 	uint32_t cur;
+	/* zero-copy: 0 not tried yet, 1 ready, -errno unusable */
+	int zc_state;
+	unsigned char *zc_mem;
+	struct wvv_arena arena;
+	struct wvv_zc_counters zc_count;
 };
 
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
@@ -47,10 +73,13 @@ static int uring_init(void *state)
 	 * flags and get a plain ring. */
 	memset(&p, 0, sizeof(p));
 	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+	p.cq_entries = CQ_ENTRIES;
 	err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
 	if (err == -EINVAL) {
 		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = CQ_ENTRIES;
 		err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
 	}
 	return err;
@@ -62,6 +91,10 @@ static void uring_fini(void *state)
 
 	/* In a fork()ed child this unmaps and closes the child's copy only. */
 	io_uring_queue_exit(&u->ring);
+	/* Sends still in flight keep the buffer's pages pinned in the kernel;
+	 * unmapping (never free()) ensures nothing of ours is put in them. */
+	if (u->zc_mem)
+		munmap(u->zc_mem, u->arena.size);
 	free(u->stamp);
 }
 
@@ -124,12 +157,15 @@ static void new_batch(struct uring_thread *u)
 }
 
 /* Submit n queued requests; returns how many the kernel took. */
-static int submit_all(struct io_uring *ring, int n)
+static int submit_all(struct uring_thread *u, int n)
 {
 	int done = 0, r, tries = 0;
 
 	while (done < n) {
-		r = io_uring_submit(ring);
+		/* With zero-copy payloads in flight, the same system call also
+		 * runs the deferred completions (notifications among them). */
+		r = u->arena.count ? io_uring_submit_and_get_events(&u->ring)
+				   : io_uring_submit(&u->ring);
 		if (r > 0) {
 			done += r;
 			continue;
@@ -141,9 +177,35 @@ static int submit_all(struct io_uring *ring, int n)
 	return done;
 }
 
-/* Reap n completions and store each target's result. 0 or -errno. */
-static int reap(struct io_uring *ring, struct wvv_call *c, int n)
+/* A notification: the sockets let go of a zero-copy payload's pages. */
+static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 {
+	if (!(cqe->flags & IORING_CQE_F_NOTIF))
+		return false;
+	u->zc_count.notifs++;
+	wvv_arena_release(&u->arena, (int)(io_uring_cqe_get_data64(cqe) >> UD_REC_SHIFT) - 1);
+	return true;
+}
+
+/* Take the notifications that have come, without waiting. */
+static void reap_notifs(struct uring_thread *u)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+
+	io_uring_get_events(&u->ring); /* runs deferred completions */
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
+		is_notif(u, cqe); /* no send is outstanding between calls */
+		seen++;
+	}
+	io_uring_cq_advance(&u->ring, seen);
+}
+
+/* Reap n send completions (and any notifications) and store each target's
+ * result. 0 or -errno. */
+static int reap(struct uring_thread *u, struct wvv_call *c, int n)
+{
+	struct io_uring *ring = &u->ring;
 	struct io_uring_cqe *cqe;
 
 	while (n > 0) {
@@ -155,38 +217,57 @@ static int reap(struct io_uring *ring, struct wvv_call *c, int n)
 		if (err)
 			return err;
 		io_uring_for_each_cqe(ring, head, cqe) {
-			int t = (int)io_uring_cqe_get_data64(cqe);
+			uint64_t ud = io_uring_cqe_get_data64(cqe);
+			int t = (int)(uint32_t)ud;
 			int res = cqe->res;
 
 			seen++;
+			if (is_notif(u, cqe))
+				continue;
+			n--;
+			if (cqe->flags & IORING_CQE_F_MORE) { /* a notification follows */
+				wvv_arena_hold(&u->arena, (int)(ud >> UD_REC_SHIFT) - 1);
+				u->zc_count.sends++;
+			}
 			if (res >= 0 && (size_t)res == c->total)
 				wvv_set_result(c, t, res);
 			else if (res >= 0)
 				wvv_finish_target(c, t, (size_t)res);
-			else if (res == -EAGAIN || res == -ENOTSOCK || res == -EINTR)
-				wvv_finish_target(c, t, 0); /* its own blocking mode / writev */
+			else if (res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
+				 res == -EOPNOTSUPP)
+				/* its own blocking mode / writev; EOPNOTSUPP: no
+				 * zero-copy here, and writev says if it was more */
+				wvv_finish_target(c, t, 0);
 			else
 				wvv_set_result(c, t, res);
 		}
 		io_uring_cq_advance(ring, seen);
-		n -= (int)seen;
 	}
 	return 0;
 }
 
-int wvv_uring_run(struct wvv_call *c)
+/* Queue the send of c to target i; rec >= 0: SEND_ZC from the arena at zc. */
+static void prep_send(struct io_uring_sqe *sqe, const struct wvv_call *c, int i,
+		      struct msghdr *mh, int rec, const void *zc)
+{
+	const int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+
+	if (rec >= 0)
+		io_uring_prep_send_zc_fixed(sqe, c->fds[i], zc, c->total, flags, 0, 0);
+	else if (c->iovcnt == 1)
+		io_uring_prep_send(sqe, c->fds[i], c->iov[0].iov_base, c->iov[0].iov_len, flags);
+	else
+		io_uring_prep_sendmsg(sqe, c->fds[i], mh, flags);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint32_t)i);
+}
+
+/* Run c through the ring in batches; rec >= 0 sends from the arena. */
+static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec, const void *zc)
 {
 	struct msghdr mh;
-	struct uring_thread *u;
-	struct io_uring *ring;
-	int err, start = 0, end, i, n, submitted;
+	struct io_uring *ring = &u->ring;
+	int start = 0, end, i, n, submitted;
 
-	if (c->total == 0)
-		return -EINVAL;
-	u = thread_ring(&err);
-	if (!u)
-		return err;
-	ring = &u->ring;
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = (struct iovec *)c->iov;
 	mh.msg_iovlen = (size_t)c->iovcnt;
@@ -210,24 +291,150 @@ int wvv_uring_run(struct wvv_call *c)
 				end = i;
 				break;
 			}
-			if (c->iovcnt == 1)
-				io_uring_prep_send(sqe, c->fds[i], c->iov[0].iov_base,
-						   c->iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-			else
-				io_uring_prep_sendmsg(sqe, c->fds[i], &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-			io_uring_sqe_set_data64(sqe, (__u64)i);
+			prep_send(sqe, c, i, &mh, rec, zc);
 		}
 		n = end - start;
-		submitted = submit_all(ring, n);
-		if (reap(ring, c, submitted) || submitted < n) {
+		submitted = submit_all(u, n);
+		if (reap(u, c, submitted) || submitted < n) {
 			/* The ring failed (never seen in practice): drop it with
 			 * whatever it still holds unsubmitted, and write those
 			 * targets in user space. */
 			wvv_tls_drop(&uring_tls);
 			wvv_userland_finish_from(c, start + submitted);
-			return 0;
+			return 1;
 		}
 		start = end;
 	}
 	return 0;
+}
+
+int wvv_uring_run(struct wvv_call *c)
+{
+	struct uring_thread *u;
+	int err;
+
+	if (c->total == 0)
+		return -EINVAL;
+	u = thread_ring(&err);
+	if (!u)
+		return err;
+	err = run_batches(u, c, -1, NULL);
+	return err < 0 ? err : 0;
+}
+
+/* The arena's size: WRITEVV_ZC_ARENA bytes if set (0 turns zero-copy off). */
+static size_t zc_arena_size(void)
+{
+	const char *s = getenv("WRITEVV_ZC_ARENA");
+
+	return s && *s ? (size_t)strtoull(s, NULL, 0) : ZC_ARENA_DEFAULT;
+}
+
+/* Make this thread's zero-copy buffer; 0 or -errno (remembered). */
+static int zc_setup(struct uring_thread *u)
+{
+	struct io_uring_probe *probe;
+	struct iovec iov;
+	size_t size = zc_arena_size();
+	void *mem;
+	int err;
+
+	if (u->zc_state)
+		return u->zc_state > 0 ? 0 : u->zc_state;
+	err = -EOPNOTSUPP;
+	probe = io_uring_get_probe_ring(&u->ring);
+	if (size < 4 * WVV_ARENA_ALIGN || !probe ||
+	    !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+		goto out;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	iov.iov_base = mem;
+	iov.iov_len = size;
+	/* Pins the pages (RLIMIT_MEMLOCK for unprivileged users: ENOMEM). */
+	err = io_uring_register_buffers(&u->ring, &iov, 1);
+	if (err) {
+		munmap(mem, size);
+		goto out;
+	}
+	u->zc_mem = mem;
+	wvv_arena_init(&u->arena, size);
+out:
+	if (probe)
+		io_uring_free_probe(probe);
+	u->zc_state = err ? err : 1;
+	return err;
+}
+
+int wvv_zc_available(void)
+{
+	struct uring_thread *u;
+	int err;
+
+	if ((err = wvv_uring_available()))
+		return err;
+	u = thread_ring(&err);
+	return u ? zc_setup(u) : err;
+}
+
+size_t wvv_zc_max(void)
+{
+	struct uring_thread *u;
+	int err;
+
+	if (wvv_uring_available())
+		return 0;
+	u = thread_ring(&err);
+	return u && zc_setup(u) == 0 ? wvv_arena_max(&u->arena) : 0;
+}
+
+void wvv_zc_counters(struct wvv_zc_counters *out)
+{
+	struct uring_thread *u;
+	int err;
+
+	u = thread_ring(&err);
+	if (u)
+		*out = u->zc_count;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+int wvv_zc_run(struct wvv_call *c)
+{
+	struct uring_thread *u;
+	unsigned char *dst;
+	size_t off;
+	int err, rec, i;
+
+	if (c->total == 0)
+		return -EINVAL;
+	u = thread_ring(&err);
+	if (!u)
+		return err;
+	if ((err = zc_setup(u)))
+		return err;
+	rec = wvv_arena_alloc(&u->arena, c->total, &off);
+	if (rec == -ENOBUFS) {
+		reap_notifs(u);
+		rec = wvv_arena_alloc(&u->arena, c->total, &off);
+	}
+	if (rec < 0) {
+		u->zc_count.no_room += rec == -ENOBUFS;
+		return rec; /* nothing written: the caller uses another engine */
+	}
+	u->zc_count.calls++;
+	dst = u->zc_mem + off;
+	for (i = 0; i < c->iovcnt; i++) {
+		if (c->iov[i].iov_len)
+			memcpy(dst, c->iov[i].iov_base, c->iov[i].iov_len);
+		dst += c->iov[i].iov_len;
+	}
+	err = run_batches(u, c, rec, u->zc_mem + off);
+	if (err > 0)
+		return 0; /* the ring (and arena) went away; the call was finished */
+	wvv_arena_close(&u->arena, rec);
+	return err;
 }

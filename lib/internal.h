@@ -74,6 +74,23 @@ int wvv_uring_available(void);       /* 0 if io_uring works here, else -errno */
 /* Run the call through io_uring batches; -errno if it could not start
  * (then nothing was written). */
 int wvv_uring_run(struct wvv_call *c);
+/* The zero-copy engine (same ring): 0 if this thread can use it, else -errno
+ * (EOPNOTSUPP: no SEND_ZC or WRITEVV_ZC_ARENA=0; ENOMEM: RLIMIT_MEMLOCK). */
+int wvv_zc_available(void);
+/* The largest payload it takes on this thread (0 if unusable). */
+size_t wvv_zc_max(void);
+/* Run c with one copy into this thread's registered buffer and a SEND_ZC
+ * per target. -ENOBUFS (no room now) or -EMSGSIZE (too big): nothing was
+ * written and another engine must run the call; other -errno as above. */
+int wvv_zc_run(struct wvv_call *c);
+/* What this thread's zero-copy engine did (for tests). */
+struct wvv_zc_counters {
+	uint64_t calls;    /* calls that sent from the buffer */
+	uint64_t sends;    /* SEND_ZC completions that announced a notification */
+	uint64_t notifs;   /* notifications received */
+	uint64_t no_room;  /* calls left to io_uring: the buffer was full */
+};
+void wvv_zc_counters(struct wvv_zc_counters *out);
 
 /* engine_kernel.c */
 int wvv_kernel_available(void);      /* 0 if usable, else -errno */

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ static int mode_from_env(void)
 		return WRITEVV_MODE_IOURING;
 	if (!strcmp(s, "sendfile"))
 		return WRITEVV_MODE_SENDFILE;
+	if (!strcmp(s, "zerocopy"))
+		return WRITEVV_MODE_ZEROCOPY;
 	return WRITEVV_MODE_DEFAULT;
 }
 
@@ -80,27 +83,37 @@ static _Thread_local struct wvv_choice choices[WVV_CHOICE_CLASSES];
 
 /*
  * The engine call c uses; *learn is set to the class to record its cost
- * in, when the default mode chose between io_uring and sendfile.
+ * in, when the default mode chose between io_uring, sendfile and zero-copy.
  */
 static int engine_for(const struct wvv_call *c, struct wvv_choice **learn)
 {
-	int engine = effective_engine(), cls;
+	int engine = effective_engine(), cls, pick;
+	unsigned eligible = 1u << WVV_CHOICE_URING;
+	bool sendfile;
 	size_t fixed;
 
 	*learn = NULL;
-	if (current_mode() != WRITEVV_MODE_DEFAULT || wvv_sendfile_available() != 0)
+	if (current_mode() != WRITEVV_MODE_DEFAULT)
 		return engine;
+	sendfile = wvv_sendfile_available() == 0;
 	fixed = sendfile_min();
-	if (fixed)
+	if (sendfile && fixed)
 		return c->total >= fixed ? WRITEVV_MODE_SENDFILE : engine;
 	if (engine != WRITEVV_MODE_IOURING) /* no io_uring: nothing to learn */
-		return c->total >= SENDFILE_MIN_WITHOUT_URING ? WRITEVV_MODE_SENDFILE : engine;
+		return sendfile && c->total >= SENDFILE_MIN_WITHOUT_URING ? WRITEVV_MODE_SENDFILE
+									  : engine;
 	cls = wvv_choice_class(c->total);
 	if (cls < 0)
 		return engine;
+	if (sendfile)
+		eligible |= 1u << WVV_CHOICE_SENDFILE;
+	if (c->total <= wvv_zc_max())
+		eligible |= 1u << WVV_CHOICE_ZEROCOPY;
 	*learn = &choices[cls];
-	return wvv_choice_pick(*learn) == WVV_CHOICE_SENDFILE ? WRITEVV_MODE_SENDFILE
-							      : WRITEVV_MODE_IOURING;
+	pick = wvv_choice_pick(*learn, eligible);
+	return pick == WVV_CHOICE_SENDFILE   ? WRITEVV_MODE_SENDFILE
+	       : pick == WVV_CHOICE_ZEROCOPY ? WRITEVV_MODE_ZEROCOPY
+					     : WRITEVV_MODE_IOURING;
 }
 
 /* The engine a call made now would use (for small payloads in the default mode). */
@@ -116,6 +129,10 @@ static int effective_engine(void)
 	case WRITEVV_MODE_SENDFILE:
 		return wvv_sendfile_available() == 0 ? WRITEVV_MODE_SENDFILE
 						     : WRITEVV_MODE_USERLAND;
+	case WRITEVV_MODE_ZEROCOPY:
+		if (wvv_zc_available() == 0)
+			return WRITEVV_MODE_ZEROCOPY;
+		__attribute__((fallthrough)); /* a thread without its buffer copies */
 	case WRITEVV_MODE_IOURING:
 	default:
 		return wvv_uring_available() == 0 ? WRITEVV_MODE_IOURING
@@ -124,20 +141,45 @@ static int effective_engine(void)
 }
 
 /* Run c on 'engine'; an engine that cannot start leaves it to the loop.
- * Returns 0 if 'engine' ran the call. */
+ * Returns the engine that ran the call (WRITEVV_MODE_USERLAND if none did). */
 static int run_engine(int engine, struct wvv_call *c)
 {
 	int err = -ENOENT;
 
-	if (engine == WRITEVV_MODE_KERNEL)
+	if (engine == WRITEVV_MODE_ZEROCOPY) {
+		err = wvv_zc_run(c);
+		if (err == -ENOBUFS || err == -EMSGSIZE) {
+			/* no room in (or too big for) the buffer: copy per target */
+			engine = WRITEVV_MODE_IOURING;
+			err = wvv_uring_run(c);
+		}
+	} else if (engine == WRITEVV_MODE_KERNEL) {
 		err = wvv_kernel_run(c);
-	else if (engine == WRITEVV_MODE_IOURING)
+	} else if (engine == WRITEVV_MODE_IOURING) {
 		err = wvv_uring_run(c);
-	else if (engine == WRITEVV_MODE_SENDFILE)
+	} else if (engine == WRITEVV_MODE_SENDFILE) {
 		err = wvv_sendfile_run(c);
-	if (err)
+	}
+	if (err) {
 		wvv_userland_run(c);
-	return err;
+		return WRITEVV_MODE_USERLAND;
+	}
+	return engine;
+}
+
+/* The learnt choice an engine that ran is recorded as (-1: none). */
+static int choice_of(int engine)
+{
+	switch (engine) {
+	case WRITEVV_MODE_IOURING:
+		return WVV_CHOICE_URING;
+	case WRITEVV_MODE_SENDFILE:
+		return WVV_CHOICE_SENDFILE;
+	case WRITEVV_MODE_ZEROCOPY:
+		return WVV_CHOICE_ZEROCOPY;
+	default:
+		return -1;
+	}
 }
 
 WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
@@ -148,7 +190,7 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	uint64_t cpu0 = 0;
 	size_t *rets = returns;
 	int *errs = errors;
-	int i, full = 0, err, engine;
+	int i, full = 0, err, engine, ran;
 
 	err = wvv_validate(fds, fdcnt, iov, iovcnt, &c.total);
 	if (err) {
@@ -179,10 +221,9 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	engine = engine_for(&c, &learn);
 	if (learn)
 		cpu0 = wvv_thread_cpu_ns();
-	if (run_engine(engine, &c) == 0 && learn && cpu0)
-		wvv_choice_record(learn, engine == WRITEVV_MODE_SENDFILE ? WVV_CHOICE_SENDFILE
-									: WVV_CHOICE_URING,
-				  (wvv_thread_cpu_ns() - cpu0) / (uint64_t)fdcnt);
+	ran = choice_of(run_engine(engine, &c));
+	if (learn && cpu0 && ran >= 0)
+		wvv_choice_record(learn, ran, (wvv_thread_cpu_ns() - cpu0) / (uint64_t)fdcnt);
 
 	for (i = 0; i < fdcnt; i++)
 		if (errs[i] == 0 && rets[i] == c.total)
@@ -211,9 +252,11 @@ WVV_EXPORT int writevv_control(int op, int *val)
 		case WRITEVV_MODE_KERNEL:
 		case WRITEVV_MODE_IOURING:
 		case WRITEVV_MODE_SENDFILE:
-			err = *val == WRITEVV_MODE_KERNEL  ? wvv_kernel_available()
-			      : *val == WRITEVV_MODE_IOURING ? wvv_uring_available()
-							     : wvv_sendfile_available();
+		case WRITEVV_MODE_ZEROCOPY:
+			err = *val == WRITEVV_MODE_KERNEL     ? wvv_kernel_available()
+			      : *val == WRITEVV_MODE_IOURING  ? wvv_uring_available()
+			      : *val == WRITEVV_MODE_SENDFILE ? wvv_sendfile_available()
+							      : wvv_zc_available();
 			if (err) {
 				errno = -err;
 				return -1;

@@ -49,24 +49,29 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 #define WRITEVV_MODE_USERLAND 2 /* a plain writev loop */
 #define WRITEVV_MODE_IOURING  3 /* one io_uring submission of all the writes */
 #define WRITEVV_MODE_SENDFILE 4 /* copy once into a memfd, sendfile to each */
+#define WRITEVV_MODE_ZEROCOPY 5 /* copy once into a registered buffer, SEND_ZC to each */
 
 /*
  * WRITEVV_GETMODE stores the engine that a call made now by this thread
  * would use: WRITEVV_MODE_KERNEL, WRITEVV_MODE_IOURING,
- * WRITEVV_MODE_SENDFILE or WRITEVV_MODE_USERLAND (never DEFAULT; for the
- * default mode, the engine of small payloads). The default mode picks per
- * call: payloads of at least WRITEVV_SENDFILE_MIN bytes (environment,
- * default 16384; `writevv-bench --calibrate` measures it) are copied once
- * and sent with sendfile, smaller ones go in one io_uring batch, and the
- * writev loop serves where neither works. On the kernels measured, the
- * sk_msg engine costs the sender about as much CPU as the loop (see
- * BENCHMARKS.md), so it runs only when asked for. In kernel
+ * WRITEVV_MODE_SENDFILE, WRITEVV_MODE_ZEROCOPY or WRITEVV_MODE_USERLAND
+ * (never DEFAULT; for the default mode, the engine of small payloads).
+ * The default mode picks per call: payloads under 1 KiB go in one io_uring
+ * batch; from 1 KiB, each thread learns per payload size class which of
+ * io_uring, sendfile and zero-copy costs it the least CPU per target and
+ * mostly uses that one (WRITEVV_SENDFILE_MIN=<bytes> in the environment
+ * pins a fixed threshold instead: sendfile from there, io_uring below);
+ * the writev loop serves where none of them works. On the kernels
+ * measured, the sk_msg engine costs the sender about as much CPU as the
+ * loop (see BENCHMARKS.md), so it runs only when asked for. In kernel
  * mode, GETMODE reports USERLAND once the program is found unloaded or
  * while this thread finds every control slot taken; in any engine,
  * descriptors it cannot serve are written with writev in the same call.
+ * The zero-copy engine pins a buffer of WRITEVV_ZC_ARENA bytes per thread
+ * (default 2 MiB, 0 turns it off) and takes payloads up to a quarter of it.
  * WRITEVV_SETMODE selects a mode; the initial mode comes from the
  * environment variable WRITEVV_MODE ("default", "kernel", "userland",
- * "iouring", "sendfile").
+ * "iouring", "sendfile", "zerocopy").
  *
  * Returns 0, or -1 with errno:
  *   EINVAL  unknown op or mode, or val is NULL
@@ -75,8 +80,11 @@ int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
  *   EACCES  kernel mode asked for but the pinned objects are not accessible
  *   EPROTO  kernel mode asked for but the pinned objects belong to another
  *           version of writevv
- *   other   io_uring or sendfile mode asked for but it does not work here
- *           (the error io_uring_setup or memfd_create gave)
+ *   EOPNOTSUPP  zero-copy mode asked for but this kernel has no SEND_ZC
+ *           or WRITEVV_ZC_ARENA is 0
+ *   other   io_uring, sendfile or zero-copy mode asked for but it does not
+ *           work here (the error io_uring_setup, memfd_create or the buffer
+ *           registration gave; ENOMEM: RLIMIT_MEMLOCK is too low)
  */
 int writevv_control(int op, int *val);
 

@@ -257,6 +257,8 @@ int test_engine(void)
 		return WRITEVV_MODE_USERLAND;
 	if (e && !strcmp(e, "sendfile"))
 		return WRITEVV_MODE_SENDFILE;
+	if (e && !strcmp(e, "zerocopy"))
+		return WRITEVV_MODE_ZEROCOPY;
 	if (e && !strcmp(e, "default"))
 		return WRITEVV_MODE_DEFAULT;
 	return WRITEVV_MODE_KERNEL;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests: the default mode's learnt choice between io_uring and sendfile. */
+/* Unit tests: the default mode's learnt choice between io_uring, sendfile and zero-copy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,8 @@
 
 #include "engine_choice.h"
 
-enum { U = WVV_CHOICE_URING, S = WVV_CHOICE_SENDFILE };
+enum { U = WVV_CHOICE_URING, S = WVV_CHOICE_SENDFILE, Z = WVV_CHOICE_ZEROCOPY };
+#define US (1u << U | 1u << S) /* no zero-copy (e.g. a payload too big for its buffer) */
 
 static void test_classes(void **state)
 {
@@ -32,7 +33,7 @@ static void warm_up(struct wvv_choice *k, uint64_t uring_ns, uint64_t sendfile_n
 	int i, e;
 
 	for (i = 0; i < 2 * (WVV_CHOICE_WARM + 1); i++) {
-		e = wvv_choice_pick(k);
+		e = wvv_choice_pick(k, US);
 		assert_int_equal(e, i % 2 ? S : U); /* alternating */
 		/* the first call of each engine is cold: a huge cost must not count */
 		wvv_choice_record(k, e, i < 2 ? 1000000 : e == U ? uring_ns : sendfile_ns);
@@ -50,7 +51,7 @@ static void test_warm_up_then_cheaper(void **state)
 	assert_int_equal(k.cost[U], 3000);
 	assert_int_equal(k.cost[S], 2000);
 	for (i = 0; i < 10 * WVV_CHOICE_EXPLORE_EVERY; i++) {
-		e = wvv_choice_pick(&k);
+		e = wvv_choice_pick(&k, US);
 		explored += e == U;
 		wvv_choice_record(&k, e, e == U ? 3000 : 2000);
 	}
@@ -66,10 +67,10 @@ static void test_follows_a_change(void **state)
 	(void)state;
 	memset(&k, 0, sizeof(k));
 	warm_up(&k, 2000, 3000);
-	assert_int_equal(wvv_choice_pick(&k), U);
+	assert_int_equal(wvv_choice_pick(&k, US), U);
 	/* sendfile becomes much cheaper (e.g. receivers moved off this core) */
 	for (i = 0; i < 40 * WVV_CHOICE_EXPLORE_EVERY; i++) {
-		e = wvv_choice_pick(&k);
+		e = wvv_choice_pick(&k, US);
 		wvv_choice_record(&k, e, e == U ? 2000 : 500);
 		last = e;
 	}
@@ -98,6 +99,56 @@ static void test_mean_then_ewma(void **state)
 	assert_int_equal(k.cost[U], before - before / 8); /* one sample weighs 1/8 */
 }
 
+/* Three engines: warm-up in turn, then the cheapest, the others explored in turn. */
+static void test_three_engines(void **state)
+{
+	struct wvv_choice k;
+	int i, e, n[WVV_CHOICE_ENGINES] = { 0 };
+	const uint64_t cost[WVV_CHOICE_ENGINES] = { [U] = 3000, [S] = 2000, [Z] = 1000 };
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	for (i = 0; i < 3 * (WVV_CHOICE_WARM + 1); i++) {
+		e = wvv_choice_pick(&k, WVV_CHOICE_ALL);
+		assert_int_equal(e, i % 3); /* U, S, Z, U, S, Z... */
+		wvv_choice_record(&k, e, cost[e]);
+	}
+	for (i = 0; i < 10 * WVV_CHOICE_EXPLORE_EVERY; i++) {
+		e = wvv_choice_pick(&k, WVV_CHOICE_ALL);
+		n[e]++;
+		wvv_choice_record(&k, e, cost[e]);
+	}
+	assert_int_equal(n[U], 5);
+	assert_int_equal(n[S], 5);
+	assert_int_equal(n[Z], 10 * WVV_CHOICE_EXPLORE_EVERY - 10);
+}
+
+/* An engine that is not eligible for a call is never picked, even if cheapest. */
+static void test_not_eligible(void **state)
+{
+	struct wvv_choice k;
+	int i, e;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	for (i = 0; i < 3 * (WVV_CHOICE_WARM + 1); i++) {
+		e = wvv_choice_pick(&k, WVV_CHOICE_ALL);
+		wvv_choice_record(&k, e, e == Z ? 100 : e == U ? 3000 : 2000);
+	}
+	for (i = 0; i < 4 * WVV_CHOICE_EXPLORE_EVERY; i++) {
+		e = wvv_choice_pick(&k, US);
+		assert_int_not_equal(e, Z);
+		assert_int_equal(wvv_choice_pick(&k, 0), U); /* io_uring is always eligible */
+	}
+	/* and an engine never eligible before is warmed up when it becomes so */
+	memset(&k, 0, sizeof(k));
+	for (i = 0; i < 2 * (WVV_CHOICE_WARM + 1); i++) {
+		e = wvv_choice_pick(&k, US);
+		wvv_choice_record(&k, e, 1000);
+	}
+	assert_int_equal(wvv_choice_pick(&k, WVV_CHOICE_ALL), Z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +156,8 @@ int main(void)
 		cmocka_unit_test(test_warm_up_then_cheaper),
 		cmocka_unit_test(test_follows_a_change),
 		cmocka_unit_test(test_mean_then_ewma),
+		cmocka_unit_test(test_three_engines),
+		cmocka_unit_test(test_not_eligible),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

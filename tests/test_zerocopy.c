@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The zero-copy engine: payloads copied once into a registered buffer and
+ * sent with SEND_ZC. A payload's place in the buffer may be reused only
+ * after every socket has let go of its pages; reused too early, bytes
+ * still queued for a slow receiver would change. Sockets without
+ * zero-copy support get writev. Linked with the library's objects to read
+ * the engine's per-thread counters.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+
+#include "helpers.h"
+#include "internal.h"
+#include "writevv.h"
+
+#define ARENA 65536            /* WRITEVV_ZC_ARENA for this test: 16 KiB payloads at most */
+#define PAYLOAD (ARENA / 4)
+
+static void write_call(const int *fds, int n, unsigned call, size_t len, size_t *rets, int *errs)
+{
+	unsigned char *buf = malloc(len);
+	struct iovec iov[3];
+
+	pattern_fill(buf, len, call, 0);
+	/* three pieces, one empty: the engine gathers them into its buffer */
+	iov[0] = (struct iovec){ buf, len / 3 };
+	iov[1] = (struct iovec){ NULL, 0 };
+	iov[2] = (struct iovec){ buf + len / 3, len - len / 3 };
+	assert_true(writevv(fds, n, iov, 3, rets, errs) >= 0);
+	free(buf);
+}
+
+/*
+ * Receivers stop reading, non-blocking targets fill up: the buffer fills
+ * with payloads whose bytes wait unsent, and later calls must not take
+ * their place. Every byte a call reported written must then arrive intact.
+ */
+static void test_payload_kept_until_notified(void **state)
+{
+	enum { N = 4, CALLS = 60 };
+	struct tcp_fleet f;
+	struct wvv_zc_counters before, after;
+	unsigned char *want[N];
+	size_t want_len[N] = { 0 }, rets[N];
+	int errs[N], i, call, sndbuf = 1 << 20;
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_ZEROCOPY);
+	fleet_open(&f, N, 1);
+	for (i = 0; i < N; i++) {
+		want[i] = malloc((size_t)CALLS * PAYLOAD);
+		fcntl(f.tx[i], F_SETFL, fcntl(f.tx[i], F_GETFL) | O_NONBLOCK);
+		setsockopt(f.tx[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		fleet_stop_reading(&f, i);
+	}
+	wvv_zc_counters(&before);
+	for (call = 0; call < CALLS; call++) {
+		write_call(f.tx, N, (unsigned)call, PAYLOAD, rets, errs);
+		for (i = 0; i < N; i++) {
+			if (errs[i]) {
+				assert_int_equal(errs[i], EAGAIN);
+				continue;
+			}
+			assert_true(rets[i] <= PAYLOAD);
+			pattern_fill(want[i] + want_len[i], rets[i], (unsigned)call, 0);
+			want_len[i] += rets[i];
+		}
+	}
+	wvv_zc_counters(&after);
+	/* the buffer really was full of unsent payloads at some point */
+	assert_true(after.calls - before.calls >= ARENA / PAYLOAD);
+	assert_true(after.no_room > before.no_room);
+	for (i = 0; i < N; i++) {
+		assert_true(want_len[i] > 2 * (size_t)ARENA);
+		fleet_start_reading(&f, i);
+	}
+	for (i = 0; i < N; i++) {
+		assert_int_equal(fleet_wait(&f, i, want_len[i], 20000), 0);
+		assert_int_equal(f.got_len[i], want_len[i]);
+		assert_memory_equal(f.got[i], want[i], want_len[i]);
+		free(want[i]);
+	}
+	fleet_close(&f);
+}
+
+/* Draining receivers: every target of a zero-copy call is sent zero-copy,
+ * and every send's notification comes back, so the buffer is reused (its
+ * places run out only while acknowledgements are pending: then a call is
+ * copied per target instead). */
+static void test_every_send_notified(void **state)
+{
+	enum { N = 8, CALLS = 200 };
+	struct tcp_fleet f;
+	struct wvv_zc_counters before, after;
+	size_t rets[N], len = 8192;
+	uint64_t sent;
+	int errs[N], i, call;
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_ZEROCOPY);
+	fleet_open(&f, N, 1);
+	wvv_zc_counters(&before);
+	for (call = 0; call < CALLS; call++) {
+		write_call(f.tx, N, (unsigned)call, len, rets, errs);
+		for (i = 0; i < N; i++) {
+			assert_int_equal(errs[i], 0);
+			assert_int_equal(rets[i], len);
+		}
+	}
+	for (i = 0; i < N; i++) {
+		assert_int_equal(fleet_wait(&f, i, len * CALLS, 20000), 0);
+		for (call = 0; call < CALLS; call++)
+			assert_int_equal(pattern_check(f.got[i] + (size_t)call * len, len,
+						       (unsigned)call, 0), 0);
+	}
+	wvv_zc_counters(&after);
+	assert_int_equal(after.sends - before.sends, (after.calls - before.calls) * N);
+	assert_int_equal(after.calls - before.calls + after.no_room - before.no_room, CALLS);
+	/* the buffer holds 8 such payloads: more calls means places were reused */
+	assert_true(after.calls - before.calls > ARENA / len);
+	/* one more call takes the notifications that have come since (the
+	 * receivers' delayed acknowledgements included) */
+	sent = after.sends - before.sends;
+	usleep(200000);
+	write_call(f.tx, 1, CALLS, len, rets, errs);
+	wvv_zc_counters(&after);
+	assert_true(after.notifs - before.notifs >= sent);
+	fleet_close(&f);
+}
+
+/*
+ * A TCP socket that was ever in a sockmap has lost zero-copy support for
+ * good, and AF_UNIX never had it: SEND_ZC refuses (EOPNOTSUPP) and the
+ * engine writes them with writev in the same call.
+ */
+static void test_sockets_without_zerocopy(void **state)
+{
+	struct tcp_fleet f;
+	int map, key = 0, us[2], fds[3], errs[3];
+	size_t rets[3], len = 10000;
+	unsigned char got[10000];
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_ZEROCOPY);
+	fleet_open(&f, 2, 1);
+	map = bpf_map_create(BPF_MAP_TYPE_SOCKMAP, "wvv_test_zc", sizeof(int), sizeof(int), 1, NULL);
+	assert_true(map >= 0);
+	assert_int_equal(bpf_map_update_elem(map, &key, &f.tx[1], BPF_ANY), 0);
+	assert_int_equal(bpf_map_delete_elem(map, &key), 0);
+	close(map);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, us), 0);
+	fds[0] = f.tx[0];
+	fds[1] = f.tx[1];
+	fds[2] = us[0];
+	write_call(fds, 3, 7, len, rets, errs);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(rets[i], len);
+	}
+	assert_int_equal(fleet_wait(&f, 0, len, 10000), 0);
+	assert_int_equal(fleet_wait(&f, 1, len, 10000), 0);
+	assert_int_equal(pattern_check(f.got[0], len, 7, 0), 0);
+	assert_int_equal(pattern_check(f.got[1], len, 7, 0), 0);
+	assert_int_equal(recv(us[1], got, len, MSG_WAITALL), (ssize_t)len);
+	assert_int_equal(pattern_check(got, len, 7, 0), 0);
+	close(us[0]);
+	close(us[1]);
+	fleet_close(&f);
+}
+
+/* A payload bigger than a quarter of the buffer is copied per target
+ * (io_uring), in the same call. */
+static void test_payload_too_big(void **state)
+{
+	struct tcp_fleet f;
+	struct wvv_zc_counters before, after;
+	size_t rets[2], len = PAYLOAD + 1;
+	int errs[2];
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_ZEROCOPY);
+	fleet_open(&f, 2, 1);
+	wvv_zc_counters(&before);
+	write_call(f.tx, 2, 3, len, rets, errs);
+	wvv_zc_counters(&after);
+	assert_int_equal(after.calls, before.calls);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(rets[i], len);
+		assert_int_equal(fleet_wait(&f, i, len, 10000), 0);
+		assert_int_equal(pattern_check(f.got[i], len, 3, 0), 0);
+	}
+	fleet_close(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_payload_kept_until_notified),
+		cmocka_unit_test(test_every_send_notified),
+		cmocka_unit_test(test_sockets_without_zerocopy),
+		cmocka_unit_test(test_payload_too_big),
+	};
+
+	/* before the first call makes this thread's buffer */
+	setenv("WRITEVV_ZC_ARENA", "65536", 1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
