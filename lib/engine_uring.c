@@ -40,17 +40,27 @@
 /* Room for the notifications of earlier zero-copy calls next to a batch's
  * completions (more are kept by the kernel, IORING_FEAT_NODROP). */
 #define CQ_ENTRIES (4 * RING_ENTRIES)
-/* user_data: the target's index, and above it the arena record + 1 */
+/* user_data: the target's index, above it the arena record + 1, and the
+ * top bit for a SEND_ZC */
 #define UD_REC_SHIFT 32
+#define UD_ZC (1ull << 63)
+#define UD_REC_MASK 0xffffu
+/* After a socket refused zero-copy, its fd number gets plain sends for this
+ * many zero-copy calls, then is tried again (the number may be reused). */
+#define NOZC_CALLS 64
+
+struct fd_note {
+	uint32_t stamp;   /* batch stamp, to split batches at a repeated fd */
+	uint8_t copy_for; /* zero-copy calls left that send it a copy instead */
+};
 
 /* The zero-copy buffer: per thread, pinned (registered) for the ring. */
 #define ZC_ARENA_DEFAULT (2u << 20)
 
 struct uring_thread {
 	struct io_uring ring;
-	/* fd number -> batch stamp, to split batches at a repeated fd */
-	uint32_t *stamp;
-	size_t nstamp;
+	struct fd_note *note; /* by fd number */
+	size_t nnote;
 	uint32_t cur;
 	/* zero-copy: 0 not tried yet, 1 ready, -errno unusable */
 	int zc_state;
@@ -95,7 +105,7 @@ static void uring_fini(void *state)
 	 * unmapping (never free()) ensures nothing of ours is put in them. */
 	if (u->zc_mem)
 		munmap(u->zc_mem, u->arena.size);
-	free(u->stamp);
+	free(u->note);
 }
 
 static struct wvv_tls uring_tls = WVV_TLS_INIT(struct uring_thread, uring_init, uring_fini);
@@ -129,29 +139,32 @@ static int seen_in_batch(struct uring_thread *u, int fd)
 {
 	if (fd < 0)
 		return 0; /* EBADF whatever happens */
-	if ((size_t)fd >= u->nstamp) {
-		size_t n = u->nstamp ? u->nstamp : 1024;
-		uint32_t *p;
+	if ((size_t)fd >= u->nnote) {
+		size_t n = u->nnote ? u->nnote : 1024;
+		struct fd_note *p;
 
 		while (n <= (size_t)fd)
 			n *= 2;
-		p = realloc(u->stamp, n * sizeof(*p));
+		p = realloc(u->note, n * sizeof(*p));
 		if (!p)
 			return -1;
-		memset(p + u->nstamp, 0, (n - u->nstamp) * sizeof(*p));
-		u->stamp = p;
-		u->nstamp = n;
+		memset(p + u->nnote, 0, (n - u->nnote) * sizeof(*p));
+		u->note = p;
+		u->nnote = n;
 	}
-	if (u->stamp[fd] == u->cur)
+	if (u->note[fd].stamp == u->cur)
 		return 1;
-	u->stamp[fd] = u->cur;
+	u->note[fd].stamp = u->cur;
 	return 0;
 }
 
 static void new_batch(struct uring_thread *u)
 {
+	size_t i;
+
 	if (++u->cur == 0) { /* wrapped: forget all stamps */
-		memset(u->stamp, 0, u->nstamp * sizeof(*u->stamp));
+		for (i = 0; i < u->nnote; i++)
+			u->note[i].stamp = 0;
 		u->cur = 1;
 	}
 }
@@ -183,7 +196,8 @@ static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_NOTIF))
 		return false;
 	u->zc_count.notifs++;
-	wvv_arena_release(&u->arena, (int)(io_uring_cqe_get_data64(cqe) >> UD_REC_SHIFT) - 1);
+	wvv_arena_release(&u->arena,
+			  (int)(io_uring_cqe_get_data64(cqe) >> UD_REC_SHIFT & UD_REC_MASK) - 1);
 	return true;
 }
 
@@ -226,8 +240,13 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int n)
 				continue;
 			n--;
 			if (cqe->flags & IORING_CQE_F_MORE) { /* a notification follows */
-				wvv_arena_hold(&u->arena, (int)(ud >> UD_REC_SHIFT) - 1);
+				wvv_arena_hold(&u->arena, (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1);
 				u->zc_count.sends++;
+			}
+			if (res == -EOPNOTSUPP && (ud & UD_ZC) && c->fds[t] >= 0 &&
+			    (size_t)c->fds[t] < u->nnote) {
+				u->note[c->fds[t]].copy_for = NOZC_CALLS;
+				u->zc_count.refused++;
 			}
 			if (res >= 0 && (size_t)res == c->total)
 				wvv_set_result(c, t, res);
@@ -246,19 +265,26 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int n)
 	return 0;
 }
 
-/* Queue the send of c to target i; rec >= 0: SEND_ZC from the arena at zc. */
-static void prep_send(struct io_uring_sqe *sqe, const struct wvv_call *c, int i,
-		      struct msghdr *mh, int rec, const void *zc)
+/* Queue the send of c to target i; rec >= 0: SEND_ZC from the arena at zc,
+ * unless the socket refused zero-copy lately. */
+static void prep_send(struct uring_thread *u, struct io_uring_sqe *sqe, const struct wvv_call *c,
+		      int i, struct msghdr *mh, int rec, const void *zc)
 {
-	const int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+	const int flags = MSG_NOSIGNAL | MSG_DONTWAIT, fd = c->fds[i];
+	uint64_t ud = (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint32_t)i;
 
-	if (rec >= 0)
-		io_uring_prep_send_zc_fixed(sqe, c->fds[i], zc, c->total, flags, 0, 0);
-	else if (c->iovcnt == 1)
-		io_uring_prep_send(sqe, c->fds[i], c->iov[0].iov_base, c->iov[0].iov_len, flags);
-	else
-		io_uring_prep_sendmsg(sqe, c->fds[i], mh, flags);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint32_t)i);
+	if (rec >= 0 && fd >= 0 && (size_t)fd < u->nnote && u->note[fd].copy_for) {
+		u->note[fd].copy_for--;
+		io_uring_prep_send(sqe, fd, zc, c->total, flags); /* copied from the arena */
+	} else if (rec >= 0) {
+		io_uring_prep_send_zc_fixed(sqe, fd, zc, c->total, flags, 0, 0);
+		ud |= UD_ZC;
+	} else if (c->iovcnt == 1) {
+		io_uring_prep_send(sqe, fd, c->iov[0].iov_base, c->iov[0].iov_len, flags);
+	} else {
+		io_uring_prep_sendmsg(sqe, fd, mh, flags);
+	}
+	io_uring_sqe_set_data64(sqe, ud);
 }
 
 /* Run c through the ring in batches; rec >= 0 sends from the arena. */
@@ -291,7 +317,7 @@ static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec, cons
 				end = i;
 				break;
 			}
-			prep_send(sqe, c, i, &mh, rec, zc);
+			prep_send(u, sqe, c, i, &mh, rec, zc);
 		}
 		n = end - start;
 		submitted = submit_all(u, n);

@@ -89,6 +89,7 @@ struct wvv_zc_counters {
 	uint64_t sends;    /* SEND_ZC completions that announced a notification */
 	uint64_t notifs;   /* notifications received */
 	uint64_t no_room;  /* calls left to io_uring: the buffer was full */
+	uint64_t refused;  /* sends refused (EOPNOTSUPP): that fd gets copies for a while */
 };
 void wvv_zc_counters(struct wvv_zc_counters *out);
 
