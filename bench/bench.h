@@ -129,13 +129,14 @@ struct zc_usage {
 };
 
 enum { ENG_LOOP, ENG_URING, ENG_MEMFD, ENG_SENDZC, ENG_WVV_KERNEL, ENG_WVV_USER,
-       ENG_WVV_URING, ENG_WVV_SENDFILE, ENG_WVV_DEFAULT, N_ENGINES };
+       ENG_WVV_URING, ENG_WVV_SENDFILE, ENG_WVV_ZEROCOPY, ENG_WVV_DEFAULT, N_ENGINES };
 
 struct engine {
 	const char *name;
-	/* connection set: 1 for all but sendzc; writevv's kernel engine puts
-	 * those sockets in its sockhash, which clears SOCK_SUPPORT_ZC, so
-	 * SEND_ZC gets a set (0) of its own, of the same kind */
+	/* connection set: 1, or 0 for the engines that send zero-copy
+	 * (sendzc, wvv-zerocopy, wvv-default): writevv's kernel engine puts
+	 * set 1's sockets in its sockhash, which clears SOCK_SUPPORT_ZC, and
+	 * SEND_ZC then fails there with EOPNOTSUPP */
 	int set;
 	const char *desc;
 	/* 0 if usable now, else -1 and a reason */

@@ -8,7 +8,7 @@ import csv
 import sys
 
 ENGINES = ["loop", "uring", "memfd", "sendzc", "wvv-kernel", "wvv-user", "wvv-uring", "wvv-sendfile",
-           "wvv-default"]
+           "wvv-zerocopy", "wvv-default"]
 
 
 def size(b):

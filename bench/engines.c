@@ -535,6 +535,31 @@ static int wvv_sendfile_avail(char *why, size_t len)
 #define wvv_sendfile_prepare wvv_sendfile_avail
 #endif
 
+#ifdef WRITEVV_MODE_ZEROCOPY
+static int wvv_zerocopy_avail(char *why, size_t len)
+{
+	return wvv_set(WRITEVV_MODE_ZEROCOPY, why, len);
+}
+
+static int wvv_zerocopy_prepare(char *why, size_t len)
+{
+	if (wvv_set(WRITEVV_MODE_ZEROCOPY, why, len))
+		return -1;
+	if (wvv_effective_mode() != WRITEVV_MODE_ZEROCOPY) {
+		snprintf(why, len, "WRITEVV_GETMODE does not report the zero-copy engine");
+		return -1;
+	}
+	return 0;
+}
+#else
+static int wvv_zerocopy_avail(char *why, size_t len)
+{
+	snprintf(why, len, "this libwritevv has no WRITEVV_MODE_ZEROCOPY");
+	return -1;
+}
+#define wvv_zerocopy_prepare wvv_zerocopy_avail
+#endif
+
 const char *wvv_mode_name(int mode)
 {
 	switch (mode) {
@@ -546,6 +571,9 @@ const char *wvv_mode_name(int mode)
 #endif
 #ifdef WRITEVV_MODE_SENDFILE
 	case WRITEVV_MODE_SENDFILE: return "sendfile";
+#endif
+#ifdef WRITEVV_MODE_ZEROCOPY
+	case WRITEVV_MODE_ZEROCOPY: return "zerocopy";
 #endif
 	default: return "?";
 	}
@@ -579,7 +607,9 @@ struct engine engines[N_ENGINES] = {
 			    wvv_uring_prepare, wvv_call },
 	[ENG_WVV_SENDFILE] = { "wvv-sendfile", 1, "writevv() in WRITEVV_MODE_SENDFILE",
 			       wvv_sendfile_avail, wvv_sendfile_prepare, wvv_call },
-	[ENG_WVV_DEFAULT] = { "wvv-default", 1, "writevv() in WRITEVV_MODE_DEFAULT", avail_yes,
+	[ENG_WVV_ZEROCOPY] = { "wvv-zerocopy", 0, "writevv() in WRITEVV_MODE_ZEROCOPY",
+			       wvv_zerocopy_avail, wvv_zerocopy_prepare, wvv_call },
+	[ENG_WVV_DEFAULT] = { "wvv-default", 0, "writevv() in WRITEVV_MODE_DEFAULT", avail_yes,
 			      wvv_default_prepare, wvv_call },
 };
 

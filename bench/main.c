@@ -58,7 +58,7 @@ static void usage(FILE *f)
 "  --targets LIST       grid target counts (default 10,100,1000,10000)\n"
 "  --payloads LIST      grid payload sizes, K/M suffixes (default 64,1400,16K,64K,256K)\n"
 "  --engines LIST       loop,uring,memfd,sendzc,wvv-kernel,wvv-user,wvv-uring,wvv-sendfile,\n"
-"                       wvv-default\n"
+"                       wvv-zerocopy,wvv-default\n"
 "                       (default all)\n"
 "  --reps N             repetitions per engine and cell (default 5, quick 3)\n"
 "  --loops N            writevvtest calls per repetition (default 5000 as the original, quick 40)\n"
@@ -335,10 +335,11 @@ static void print_header(void)
 	printf("# CPU = CLOCK_THREAD_CPUTIME_ID of the sending thread around each call; "
 	       "IRQ time accounting %s\n", irq_time_accounting());
 	printf("# connections: the receiving ends live in a child process per connection set;\n"
-	       "#   all engines but sendzc write to the same connections (set 1); sendzc has its own\n"
-	       "#   set of the same kind (set 0): writevv's kernel engine puts set 1's sockets in its\n"
+	       "#   the engines that send zero-copy (sendzc, wvv-zerocopy, wvv-default) share set 0, the\n"
+	       "#   others set 1, of the same kind: writevv's kernel engine puts set 1's sockets in its\n"
 	       "#   sockhash, which clears SOCK_SUPPORT_ZC, and SEND_ZC then fails with EOPNOTSUPP;\n"
-	       "#   io_uring engines use their set as registered files (IOSQE_FIXED_FILE)\n");
+	       "#   io_uring engines use their set as registered files (IOSQE_FIXED_FILE); when both\n"
+	       "#   sets do not fit in RLIMIT_NOFILE, the writevv engines of set 0 move to set 1\n");
 	printf("# pattern: every call sends other bytes (a table at a per-call offset); drained sockets\n"
 	       "#   compare every byte; discard sockets: per-socket byte counts from the BPF program;\n"
 	       "#   all sender sockets: tcpi_bytes_acked must grow by exactly the bytes written\n");
@@ -420,6 +421,10 @@ static int wvv_expected_mode(int e)
 #ifdef WRITEVV_MODE_SENDFILE
 	if (e == ENG_WVV_SENDFILE)
 		return WRITEVV_MODE_SENDFILE;
+#endif
+#ifdef WRITEVV_MODE_ZEROCOPY
+	if (e == ENG_WVV_ZEROCOPY)
+		return WRITEVV_MODE_ZEROCOPY;
 #endif
 	return -1;
 }
@@ -700,23 +705,30 @@ static int grid_calls(int n, size_t p)
 }
 
 /*
- * Set 1: every engine but sendzc; set 0: sendzc's own connections of the
- * same kind (writevv's kernel engine puts set 1's sockets in its sockhash,
- * and a socket that has been in a sockmap no longer supports SEND_ZC). The
- * io_uring engines get their set as registered files; when both sets do
- * not fit in RLIMIT_NOFILE, set 0's descriptors are closed and only the
- * ring's file table keeps those sockets.
+ * Set 0: the engines that send zero-copy; set 1: the others, on
+ * connections of the same kind (writevv's kernel engine puts set 1's
+ * sockets in its sockhash, and a socket that has been in a sockmap no
+ * longer supports SEND_ZC). The io_uring engines get their set as
+ * registered files; when both sets do not fit in RLIMIT_NOFILE, set 0's
+ * descriptors are closed, only the ring's file table keeps those sockets,
+ * and the writevv engines of set 0 (which need descriptors) use set 1.
  */
 static void conns_open_sets(const struct recv_mode *rm, int n, int max_calls, struct conns **cs)
 {
+	static const int set0_wvv[] = { ENG_WVV_ZEROCOPY, ENG_WVV_DEFAULT };
 	bool need[2] = { false, false };
 	struct rlimit rl;
-	int e;
+	int e, k;
 
+	getrlimit(RLIMIT_NOFILE, &rl);
+	for (k = 0; k < 2; k++)
+		engines[set0_wvv[k]].set = (rlim_t)(2 * n + 256) > rl.rlim_cur ? 1 : 0;
+	if (engines[ENG_WVV_DEFAULT].set)
+		fprintf(stderr, "  set 0 does not fit beside set 1 in RLIMIT_NOFILE: wvv-zerocopy and "
+			"wvv-default write to set 1 (no zero-copy after wvv-kernel ran there)\n");
 	for (e = 0; e < N_ENGINES; e++)
 		if (opt.eng[e] && eng_ok[e])
 			need[engines[e].set] = true;
-	getrlimit(RLIMIT_NOFILE, &rl);
 	cs[0] = cs[1] = NULL;
 	if (need[0]) {
 		cs[0] = conns_open(rm, n, 0, 0, max_calls);

@@ -259,7 +259,7 @@ static unsigned write_blocks(FILE *f, const char *recv, const int *tg, int nt, c
 
 static const char *eng_color[N_ENGINES] = {
 	"#000000", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#bcbd22",
-	"#8c564b",
+	"#e377c2", "#8c564b",
 };
 
 enum view { V_CPU, V_CPU_CLOSED, V_LAT, V_RATIO, V_MBPS };

@@ -17,7 +17,12 @@
  * the notification of every one of those sends (the pages may be read
  * until the data is acknowledged). Sockets without zero-copy support
  * (EOPNOTSUPP: AF_UNIX, or TCP sockets that were ever in a sockmap) are
- * written with writev.
+ * written with writev, and their fd number gets plain sends of the buffer
+ * for the next NOZC_CALLS zero-copy calls. The kernel also says when it
+ * had to copy a zero-copy send after all (the receiver is on this host):
+ * the pages then stayed pinned until the ACK and the receiving side made
+ * the copy, so nothing was saved for the host; the default mode sends such
+ * targets plain copies too (the forced zero-copy mode does not).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,18 +45,33 @@
 /* Room for the notifications of earlier zero-copy calls next to a batch's
  * completions (more are kept by the kernel, IORING_FEAT_NODROP). */
 #define CQ_ENTRIES (4 * RING_ENTRIES)
-/* user_data: the target's index, above it the arena record + 1, and the
- * top bit for a SEND_ZC */
-#define UD_REC_SHIFT 32
+/* user_data: the fd (a notification names its socket by it), the index
+ * in the batch (the result's place), the arena record + 1, a SEND_ZC bit */
+#define UD_FD_MASK 0x7fffffffull
+#define UD_IDX_SHIFT 31
+#define UD_IDX_MASK 0x3ffull /* RING_ENTRIES */
+#define UD_REC_SHIFT 41
+#define UD_REC_MASK 0xffffull
 #define UD_ZC (1ull << 63)
-#define UD_REC_MASK 0xffffu
-/* After a socket refused zero-copy, its fd number gets plain sends for this
- * many zero-copy calls, then is tried again (the number may be reused). */
+
+#ifndef IORING_SEND_ZC_REPORT_USAGE /* 6.2 UAPI, newer than liburing 2.3's */
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+
+/* After a socket refused zero-copy, or the kernel reported that it copied
+ * the data anyway (a receiver on this host: loopback, veth), its fd number
+ * gets plain sends for this many zero-copy calls (up to twice as many
+ * after a copy), then is tried again (the number may be reused by another
+ * socket). */
 #define NOZC_CALLS 64
 
 struct fd_note {
-	uint32_t stamp;   /* batch stamp, to split batches at a repeated fd */
-	uint8_t copy_for; /* zero-copy calls left that send it a copy instead */
+	uint32_t stamp;      /* batch stamp, to split batches at a repeated fd */
+	uint8_t refused_for; /* zero-copy calls left that send it a copy instead */
+	uint8_t copied_for;  /* the same, where zero-copy was copied (default mode only) */
 };
 
 /* The zero-copy buffer: per thread, pinned (registered) for the ring. */
@@ -64,6 +84,8 @@ struct uring_thread {
 	uint32_t cur;
 	/* zero-copy: 0 not tried yet, 1 ready, -errno unusable */
 	int zc_state;
+	bool zc_report;       /* IORING_SEND_ZC_REPORT_USAGE accepted */
+	bool zc_skip_copied;  /* this call sends copies where zero-copy was copied */
 	unsigned char *zc_mem;
 	struct wvv_arena arena;
 	struct wvv_zc_counters zc_count;
@@ -193,11 +215,19 @@ static int submit_all(struct uring_thread *u, int n)
 /* A notification: the sockets let go of a zero-copy payload's pages. */
 static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 {
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	size_t fd = ud & UD_FD_MASK;
+
 	if (!(cqe->flags & IORING_CQE_F_NOTIF))
 		return false;
 	u->zc_count.notifs++;
-	wvv_arena_release(&u->arena,
-			  (int)(io_uring_cqe_get_data64(cqe) >> UD_REC_SHIFT & UD_REC_MASK) - 1);
+	if ((unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) {
+		u->zc_count.copied++;
+		/* spread the retries of targets marked together */
+		if (fd < u->nnote)
+			u->note[fd].copied_for = NOZC_CALLS + (uint8_t)(fd % NOZC_CALLS);
+	}
+	wvv_arena_release(&u->arena, (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1);
 	return true;
 }
 
@@ -215,9 +245,9 @@ static void reap_notifs(struct uring_thread *u)
 	io_uring_cq_advance(&u->ring, seen);
 }
 
-/* Reap n send completions (and any notifications) and store each target's
- * result. 0 or -errno. */
-static int reap(struct uring_thread *u, struct wvv_call *c, int n)
+/* Reap the n send completions of the batch from target 'start' on (and
+ * any notifications) and store each target's result. 0 or -errno. */
+static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n)
 {
 	struct io_uring *ring = &u->ring;
 	struct io_uring_cqe *cqe;
@@ -232,7 +262,7 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int n)
 			return err;
 		io_uring_for_each_cqe(ring, head, cqe) {
 			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			int t = (int)(uint32_t)ud;
+			int t = start + (int)(ud >> UD_IDX_SHIFT & UD_IDX_MASK);
 			int res = cqe->res;
 
 			seen++;
@@ -243,9 +273,13 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int n)
 				wvv_arena_hold(&u->arena, (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1);
 				u->zc_count.sends++;
 			}
+			if (res == -EINVAL && (ud & UD_ZC) && u->zc_report) {
+				u->zc_report = false; /* a kernel before 6.2: ask no more */
+				res = -EAGAIN;        /* and write it below */
+			}
 			if (res == -EOPNOTSUPP && (ud & UD_ZC) && c->fds[t] >= 0 &&
 			    (size_t)c->fds[t] < u->nnote) {
-				u->note[c->fds[t]].copy_for = NOZC_CALLS;
+				u->note[c->fds[t]].refused_for = NOZC_CALLS;
 				u->zc_count.refused++;
 			}
 			if (res >= 0 && (size_t)res == c->total)
@@ -265,19 +299,39 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int n)
 	return 0;
 }
 
-/* Queue the send of c to target i; rec >= 0: SEND_ZC from the arena at zc,
- * unless the socket refused zero-copy lately. */
+/* Should target fd of a zero-copy call get a plain send of the buffer? */
+static bool send_a_copy(struct uring_thread *u, int fd)
+{
+	struct fd_note *n;
+
+	if (fd < 0 || (size_t)fd >= u->nnote)
+		return false;
+	n = &u->note[fd];
+	if (n->refused_for) {
+		n->refused_for--;
+		return true;
+	}
+	if (u->zc_skip_copied && n->copied_for) {
+		n->copied_for--;
+		return true;
+	}
+	return false;
+}
+
+/* Queue the send of c to target i (index idx in its batch); rec >= 0:
+ * SEND_ZC from the arena at zc, or a plain send from there. */
 static void prep_send(struct uring_thread *u, struct io_uring_sqe *sqe, const struct wvv_call *c,
-		      int i, struct msghdr *mh, int rec, const void *zc)
+		      int i, int idx, struct msghdr *mh, int rec, const void *zc)
 {
 	const int flags = MSG_NOSIGNAL | MSG_DONTWAIT, fd = c->fds[i];
-	uint64_t ud = (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint32_t)i;
+	uint64_t ud = (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint64_t)idx << UD_IDX_SHIFT |
+		      ((uint64_t)fd & UD_FD_MASK);
 
-	if (rec >= 0 && fd >= 0 && (size_t)fd < u->nnote && u->note[fd].copy_for) {
-		u->note[fd].copy_for--;
-		io_uring_prep_send(sqe, fd, zc, c->total, flags); /* copied from the arena */
+	if (rec >= 0 && send_a_copy(u, fd)) {
+		io_uring_prep_send(sqe, fd, zc, c->total, flags);
 	} else if (rec >= 0) {
-		io_uring_prep_send_zc_fixed(sqe, fd, zc, c->total, flags, 0, 0);
+		io_uring_prep_send_zc_fixed(sqe, fd, zc, c->total, flags,
+					    u->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0, 0);
 		ud |= UD_ZC;
 	} else if (c->iovcnt == 1) {
 		io_uring_prep_send(sqe, fd, c->iov[0].iov_base, c->iov[0].iov_len, flags);
@@ -317,11 +371,11 @@ static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec, cons
 				end = i;
 				break;
 			}
-			prep_send(u, sqe, c, i, &mh, rec, zc);
+			prep_send(u, sqe, c, i, i - start, &mh, rec, zc);
 		}
 		n = end - start;
 		submitted = submit_all(u, n);
-		if (reap(u, c, submitted) || submitted < n) {
+		if (reap(u, c, start, submitted) || submitted < n) {
 			/* The ring failed (never seen in practice): drop it with
 			 * whatever it still holds unsubmitted, and write those
 			 * targets in user space. */
@@ -386,6 +440,7 @@ static int zc_setup(struct uring_thread *u)
 		goto out;
 	}
 	u->zc_mem = mem;
+	u->zc_report = true;
 	wvv_arena_init(&u->arena, size);
 out:
 	if (probe)
@@ -428,7 +483,7 @@ void wvv_zc_counters(struct wvv_zc_counters *out)
 		memset(out, 0, sizeof(*out));
 }
 
-int wvv_zc_run(struct wvv_call *c)
+int wvv_zc_run(struct wvv_call *c, bool skip_copied)
 {
 	struct uring_thread *u;
 	unsigned char *dst;
@@ -452,6 +507,7 @@ int wvv_zc_run(struct wvv_call *c)
 		return rec; /* nothing written: the caller uses another engine */
 	}
 	u->zc_count.calls++;
+	u->zc_skip_copied = skip_copied;
 	dst = u->zc_mem + off;
 	for (i = 0; i < c->iovcnt; i++) {
 		if (c->iov[i].iov_len)

@@ -80,9 +80,11 @@ int wvv_zc_available(void);
 /* The largest payload it takes on this thread (0 if unusable). */
 size_t wvv_zc_max(void);
 /* Run c with one copy into this thread's registered buffer and a SEND_ZC
- * per target. -ENOBUFS (no room now) or -EMSGSIZE (too big): nothing was
- * written and another engine must run the call; other -errno as above. */
-int wvv_zc_run(struct wvv_call *c);
+ * per target; skip_copied: targets whose zero-copy sends the kernel
+ * reported copied get plain sends for a while. -ENOBUFS (no room now) or
+ * -EMSGSIZE (too big): nothing was written and another engine must run
+ * the call; other -errno as above. */
+int wvv_zc_run(struct wvv_call *c, bool skip_copied);
 /* What this thread's zero-copy engine did (for tests). */
 struct wvv_zc_counters {
 	uint64_t calls;    /* calls that sent from the buffer */
@@ -90,6 +92,7 @@ struct wvv_zc_counters {
 	uint64_t notifs;   /* notifications received */
 	uint64_t no_room;  /* calls left to io_uring: the buffer was full */
 	uint64_t refused;  /* sends refused (EOPNOTSUPP): that fd gets copies for a while */
+	uint64_t copied;   /* notifications saying the kernel copied the data anyway */
 };
 void wvv_zc_counters(struct wvv_zc_counters *out);
 

@@ -147,7 +147,7 @@ static int run_engine(int engine, struct wvv_call *c)
 	int err = -ENOENT;
 
 	if (engine == WRITEVV_MODE_ZEROCOPY) {
-		err = wvv_zc_run(c);
+		err = wvv_zc_run(c, current_mode() == WRITEVV_MODE_DEFAULT);
 		if (err == -ENOBUFS || err == -EMSGSIZE) {
 			/* no room in (or too big for) the buffer: copy per target */
 			engine = WRITEVV_MODE_IOURING;

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,9 +216,68 @@ static void test_payload_too_big(void **state)
 	fleet_close(&f);
 }
 
+/* Run the engine directly, as the default mode does (skip_copied). */
+static void zc_call(struct tcp_fleet *f, unsigned call, size_t len, bool skip_copied)
+{
+	unsigned char *buf = malloc(len);
+	struct iovec iov = { buf, len };
+	size_t rets[8];
+	int errs[8], i;
+	struct wvv_call c = { .fds = f->tx, .fdcnt = f->n, .iov = &iov, .iovcnt = 1,
+			      .total = len, .returns = rets, .errors = errs };
+
+	assert_true(f->n <= 8);
+	pattern_fill(buf, len, call, 0);
+	assert_int_equal(wvv_zc_run(&c, skip_copied), 0);
+	for (i = 0; i < f->n; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(rets[i], len);
+	}
+	free(buf);
+}
+
+/*
+ * To a receiver on this host the kernel copies zero-copy data anyway, and
+ * says so in the notification. The default mode then sends that target
+ * plain copies; the forced zero-copy mode keeps sending zero-copy.
+ */
+static void test_copied_targets_get_copies(void **state)
+{
+	enum { N = 4 };
+	struct tcp_fleet f;
+	struct wvv_zc_counters c0, c1, c2, c3;
+	size_t len = 4000;
+	int i;
+
+	(void)state;
+	fleet_open(&f, N, 1);
+	wvv_zc_counters(&c0);
+	zc_call(&f, 0, len, false);
+	usleep(100000); /* the receivers acknowledge */
+	zc_call(&f, 1, len, false); /* takes the notifications */
+	wvv_zc_counters(&c1);
+	assert_int_equal(c1.sends - c0.sends, 2 * N);
+	assert_true(c1.copied - c0.copied >= N); /* loopback: copied */
+	zc_call(&f, 2, len, true);
+	wvv_zc_counters(&c2);
+	assert_int_equal(c2.sends, c1.sends); /* plain copies this time */
+	zc_call(&f, 3, len, false);
+	wvv_zc_counters(&c3);
+	assert_int_equal(c3.sends - c2.sends, N); /* forced: zero-copy again */
+	for (i = 0; i < N; i++) {
+		assert_int_equal(fleet_wait(&f, i, 4 * len, 10000), 0);
+		for (unsigned k = 0; k < 4; k++)
+			assert_int_equal(pattern_check(f.got[i] + k * len, len, k, 0), 0);
+	}
+	fleet_close(&f);
+}
+
 int main(void)
 {
+	/* First: fd numbers that refused zero-copy (test_sockets_without_zerocopy)
+	 * get copies for a while, whatever socket has the number next. */
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_copied_targets_get_copies),
 		cmocka_unit_test(test_payload_kept_until_notified),
 		cmocka_unit_test(test_every_send_notified),
 		cmocka_unit_test(test_sockets_without_zerocopy),
