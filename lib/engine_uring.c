@@ -86,6 +86,9 @@ struct uring_thread {
 	int zc_state;
 	bool zc_report;       /* IORING_SEND_ZC_REPORT_USAGE accepted */
 	bool zc_skip_copied;  /* this call sends copies where zero-copy was copied */
+	/* share of targets zero-copy does not help (copied, or sent copies for
+	 * that reason), in 1/1024, moving average over the last ~16 */
+	unsigned zc_copied_avg;
 	unsigned char *zc_mem;
 	struct wvv_arena arena;
 	struct wvv_zc_counters zc_count;
@@ -212,6 +215,13 @@ static int submit_all(struct uring_thread *u, int n)
 	return done;
 }
 
+static void count_copied(struct uring_thread *u, bool copied)
+{
+	u->zc_copied_avg -= u->zc_copied_avg / 16;
+	if (copied)
+		u->zc_copied_avg += 1024 / 16;
+}
+
 /* A notification: the sockets let go of a zero-copy payload's pages. */
 static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 {
@@ -221,6 +231,7 @@ static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_NOTIF))
 		return false;
 	u->zc_count.notifs++;
+	count_copied(u, (unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED);
 	if ((unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) {
 		u->zc_count.copied++;
 		/* spread the retries of targets marked together */
@@ -281,6 +292,7 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n)
 			    (size_t)c->fds[t] < u->nnote) {
 				u->note[c->fds[t]].refused_for = NOZC_CALLS;
 				u->zc_count.refused++;
+				count_copied(u, true);
 			}
 			if (res >= 0 && (size_t)res == c->total)
 				wvv_set_result(c, t, res);
@@ -309,10 +321,12 @@ static bool send_a_copy(struct uring_thread *u, int fd)
 	n = &u->note[fd];
 	if (n->refused_for) {
 		n->refused_for--;
+		count_copied(u, true);
 		return true;
 	}
 	if (u->zc_skip_copied && n->copied_for) {
 		n->copied_for--;
+		count_copied(u, true);
 		return true;
 	}
 	return false;
@@ -469,6 +483,15 @@ size_t wvv_zc_max(void)
 		return 0;
 	u = thread_ring(&err);
 	return u && zc_setup(u) == 0 ? wvv_arena_max(&u->arena) : 0;
+}
+
+bool wvv_zc_mostly_copied(void)
+{
+	struct uring_thread *u;
+	int err;
+
+	u = thread_ring(&err);
+	return u && u->zc_copied_avg > 512;
 }
 
 void wvv_zc_counters(struct wvv_zc_counters *out)

@@ -85,6 +85,9 @@ size_t wvv_zc_max(void);
  * -EMSGSIZE (too big): nothing was written and another engine must run
  * the call; other -errno as above. */
 int wvv_zc_run(struct wvv_call *c, bool skip_copied);
+/* Were most of this thread's recent zero-copy targets copied anyway (their
+ * receivers are on this host), or refused, or sent copies for those reasons? */
+bool wvv_zc_mostly_copied(void);
 /* What this thread's zero-copy engine did (for tests). */
 struct wvv_zc_counters {
 	uint64_t calls;    /* calls that sent from the buffer */

@@ -81,6 +81,14 @@ static size_t sendfile_min(void)
 /* What each size class learnt, per thread. */
 static _Thread_local struct wvv_choice choices[WVV_CHOICE_CLASSES];
 
+/* While the kernel copies this thread's zero-copy sends anyway (receivers
+ * on this host), the default mode leaves the zero-copy engine out of its
+ * choice: the copy is only moved to the receiving side, which costs the
+ * host as much and delays delivery. One call in this many tries it again. */
+#define ZC_RECHECK_EVERY 256
+static _Thread_local unsigned zc_recheck;
+static _Thread_local bool zc_rechecking; /* this call: zero-copy to every target */
+
 /*
  * The engine call c uses; *learn is set to the class to record its cost
  * in, when the default mode chose between io_uring, sendfile and zero-copy.
@@ -93,6 +101,7 @@ static int engine_for(const struct wvv_call *c, struct wvv_choice **learn)
 	size_t fixed;
 
 	*learn = NULL;
+	zc_rechecking = false;
 	if (current_mode() != WRITEVV_MODE_DEFAULT)
 		return engine;
 	sendfile = wvv_sendfile_available() == 0;
@@ -107,9 +116,16 @@ static int engine_for(const struct wvv_call *c, struct wvv_choice **learn)
 		return engine;
 	if (sendfile)
 		eligible |= 1u << WVV_CHOICE_SENDFILE;
-	if (c->total <= wvv_zc_max())
-		eligible |= 1u << WVV_CHOICE_ZEROCOPY;
 	*learn = &choices[cls];
+	if (c->total <= wvv_zc_max()) {
+		if (!wvv_zc_mostly_copied())
+			eligible |= 1u << WVV_CHOICE_ZEROCOPY;
+		else if (++zc_recheck >= ZC_RECHECK_EVERY) {
+			zc_recheck = 0;
+			zc_rechecking = true;
+			return WRITEVV_MODE_ZEROCOPY;
+		}
+	}
 	pick = wvv_choice_pick(*learn, eligible);
 	return pick == WVV_CHOICE_SENDFILE   ? WRITEVV_MODE_SENDFILE
 	       : pick == WVV_CHOICE_ZEROCOPY ? WRITEVV_MODE_ZEROCOPY
@@ -147,7 +163,9 @@ static int run_engine(int engine, struct wvv_call *c)
 	int err = -ENOENT;
 
 	if (engine == WRITEVV_MODE_ZEROCOPY) {
-		err = wvv_zc_run(c, current_mode() == WRITEVV_MODE_DEFAULT);
+		/* the default mode sends copies to targets the kernel copied
+		 * for anyway, except when it checks again whether it still does */
+		err = wvv_zc_run(c, current_mode() == WRITEVV_MODE_DEFAULT && !zc_rechecking);
 		if (err == -ENOBUFS || err == -EMSGSIZE) {
 			/* no room in (or too big for) the buffer: copy per target */
 			engine = WRITEVV_MODE_IOURING;

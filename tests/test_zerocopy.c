@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@
 
 #include <bpf/bpf.h>
 
+#include "engine_choice.h"
 #include "helpers.h"
 #include "internal.h"
 #include "writevv.h"
@@ -272,6 +274,69 @@ static void test_copied_targets_get_copies(void **state)
 	fleet_close(&f);
 }
 
+struct default_run {
+	struct tcp_fleet *f;
+	struct wvv_zc_counters warm, steady;
+	bool copied_after_warm;
+};
+
+static void default_calls(struct tcp_fleet *f, unsigned first, int n, size_t len)
+{
+	size_t rets[8];
+	int errs[8];
+
+	for (int k = 0; k < n; k++)
+		write_call(f->tx, f->n, first + (unsigned)k, len, rets, errs);
+}
+
+static void *default_thread(void *arg)
+{
+	struct default_run *r = arg;
+	struct wvv_zc_counters c0;
+
+	wvv_zc_counters(&c0); /* a new thread: its own ring, buffer and choices */
+	default_calls(r->f, 0, 300, 8192);
+	wvv_zc_counters(&r->warm);
+	r->copied_after_warm = wvv_zc_mostly_copied();
+	default_calls(r->f, 300, 256, 8192);
+	wvv_zc_counters(&r->steady);
+	r->steady.calls -= r->warm.calls;
+	r->steady.sends -= r->warm.sends;
+	r->warm.calls -= c0.calls;
+	return NULL;
+}
+
+/*
+ * The default mode tries zero-copy, learns that the kernel copies it for
+ * these (local) receivers, then leaves it out of its choice but for one
+ * call in 256 that tries every target again.
+ */
+static void test_default_leaves_out_copied_zerocopy(void **state)
+{
+	enum { N = 4 };
+	struct tcp_fleet f;
+	struct default_run r = { .f = &f };
+	pthread_t t;
+	int i;
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_DEFAULT);
+	fleet_open(&f, N, 1);
+	assert_int_equal(pthread_create(&t, NULL, default_thread, &r), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(r.warm.calls >= WVV_CHOICE_WARM + 1); /* warmed up */
+	assert_true(r.warm.calls <= 40);
+	assert_true(r.copied_after_warm);
+	assert_int_equal(r.steady.calls, 1);
+	assert_int_equal(r.steady.sends, N);
+	for (i = 0; i < N; i++)
+		assert_int_equal(fleet_wait(&f, i, 556 * 8192, 20000), 0);
+	for (i = 0; i < N; i++)
+		for (unsigned k = 0; k < 556; k += 37)
+			assert_int_equal(pattern_check(f.got[i] + k * 8192, 8192, k, 0), 0);
+	fleet_close(&f);
+}
+
 int main(void)
 {
 	/* First: fd numbers that refused zero-copy (test_sockets_without_zerocopy)
@@ -282,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_every_send_notified),
 		cmocka_unit_test(test_sockets_without_zerocopy),
 		cmocka_unit_test(test_payload_too_big),
+		cmocka_unit_test(test_default_leaves_out_copied_zerocopy),
 	};
 
 	/* before the first call makes this thread's buffer */
