@@ -89,6 +89,7 @@ struct uring_thread {
 	/* share of targets zero-copy does not help (copied, or sent copies for
 	 * that reason), in 1/1024, moving average over the last ~16 */
 	unsigned zc_copied_avg;
+	unsigned zc_idle_calls;
 	unsigned char *zc_mem;
 	struct wvv_arena arena;
 	struct wvv_zc_counters zc_count;
@@ -455,6 +456,7 @@ static int zc_setup(struct uring_thread *u)
 	}
 	u->zc_mem = mem;
 	u->zc_report = true;
+	u->zc_count.registrations++;
 	wvv_arena_init(&u->arena, size);
 out:
 	if (probe)
@@ -485,6 +487,24 @@ size_t wvv_zc_max(void)
 	return u && zc_setup(u) == 0 ? wvv_arena_max(&u->arena) : 0;
 }
 
+void wvv_zc_idle(void)
+{
+	struct uring_thread *u;
+	int err;
+
+	u = thread_ring(&err);
+	if (!u || u->zc_state != 1)
+		return;
+	/* Payloads still held by sockets: look for their notifications (which
+	 * the other engines' calls do not read) once in 8 calls. */
+	if (u->arena.count && (++u->zc_idle_calls % 8 || (reap_notifs(u), u->arena.count)))
+		return;
+	io_uring_unregister_buffers(&u->ring);
+	munmap(u->zc_mem, u->arena.size);
+	u->zc_mem = NULL;
+	u->zc_state = 0; /* set up again when needed */
+}
+
 bool wvv_zc_mostly_copied(void)
 {
 	struct uring_thread *u;
@@ -500,10 +520,11 @@ void wvv_zc_counters(struct wvv_zc_counters *out)
 	int err;
 
 	u = thread_ring(&err);
-	if (u)
+	memset(out, 0, sizeof(*out));
+	if (u) {
 		*out = u->zc_count;
-	else
-		memset(out, 0, sizeof(*out));
+		out->held = u->zc_mem ? u->arena.size : 0;
+	}
 }
 
 int wvv_zc_run(struct wvv_call *c, bool skip_copied)

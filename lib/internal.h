@@ -88,6 +88,9 @@ int wvv_zc_run(struct wvv_call *c, bool skip_copied);
 /* Were most of this thread's recent zero-copy targets copied anyway (their
  * receivers are on this host), or refused, or sent copies for those reasons? */
 bool wvv_zc_mostly_copied(void);
+/* Unpin this thread's zero-copy buffer if no payload is in flight (it is
+ * registered again at the next need). */
+void wvv_zc_idle(void);
 /* What this thread's zero-copy engine did (for tests). */
 struct wvv_zc_counters {
 	uint64_t calls;    /* calls that sent from the buffer */
@@ -96,6 +99,8 @@ struct wvv_zc_counters {
 	uint64_t no_room;  /* calls left to io_uring: the buffer was full */
 	uint64_t refused;  /* sends refused (EOPNOTSUPP): that fd gets copies for a while */
 	uint64_t copied;   /* notifications saying the kernel copied the data anyway */
+	uint64_t registrations; /* times the buffer was registered (pinned) */
+	uint64_t held;     /* bytes registered now */
 };
 void wvv_zc_counters(struct wvv_zc_counters *out);
 

@@ -84,7 +84,8 @@ static _Thread_local struct wvv_choice choices[WVV_CHOICE_CLASSES];
 /* While the kernel copies this thread's zero-copy sends anyway (receivers
  * on this host), the default mode leaves the zero-copy engine out of its
  * choice: the copy is only moved to the receiving side, which costs the
- * host as much and delays delivery. One call in this many tries it again. */
+ * host as much and delays delivery. One call in this many tries it again;
+ * in between, the thread's zero-copy buffer is unpinned. */
 #define ZC_RECHECK_EVERY 256
 static _Thread_local unsigned zc_recheck;
 static _Thread_local bool zc_rechecking; /* this call: zero-copy to every target */
@@ -117,14 +118,15 @@ static int engine_for(const struct wvv_call *c, struct wvv_choice **learn)
 	if (sendfile)
 		eligible |= 1u << WVV_CHOICE_SENDFILE;
 	*learn = &choices[cls];
-	if (c->total <= wvv_zc_max()) {
-		if (!wvv_zc_mostly_copied())
+	if (!wvv_zc_mostly_copied()) {
+		if (c->total <= wvv_zc_max())
 			eligible |= 1u << WVV_CHOICE_ZEROCOPY;
-		else if (++zc_recheck >= ZC_RECHECK_EVERY) {
-			zc_recheck = 0;
-			zc_rechecking = true;
-			return WRITEVV_MODE_ZEROCOPY;
-		}
+	} else if (++zc_recheck >= ZC_RECHECK_EVERY && c->total <= wvv_zc_max()) {
+		zc_recheck = 0;
+		zc_rechecking = true;
+		return WRITEVV_MODE_ZEROCOPY;
+	} else {
+		wvv_zc_idle(); /* no need to keep its pages pinned meanwhile */
 	}
 	pick = wvv_choice_pick(*learn, eligible);
 	return pick == WVV_CHOICE_SENDFILE   ? WRITEVV_MODE_SENDFILE
