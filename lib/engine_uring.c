@@ -26,12 +26,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <stdint.h>
 
@@ -53,6 +55,8 @@
 #define UD_REC_SHIFT 41
 #define UD_REC_MASK 0xffffull
 #define UD_ZC (1ull << 63)
+#define UD_FIN (1ull << 62)   /* a zero-copy send of the rest of a short target */
+#define UD_CANCEL (~0ull)     /* the cancellation of those, on a signal */
 
 #ifndef IORING_SEND_ZC_REPORT_USAGE /* 6.2 UAPI, newer than liburing 2.3's */
 #define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
@@ -90,6 +94,11 @@ struct uring_thread {
 	 * that reason), in 1/1024, moving average over the last ~16 */
 	unsigned zc_copied_avg;
 	unsigned zc_idle_calls;
+	/* short zero-copy targets of the current batch, finished in the ring */
+	int npend;
+	int pend_idx[RING_ENTRIES];
+	size_t pend_done[RING_ENTRIES];
+	bool fin_inflight[RING_ENTRIES];
 	unsigned char *zc_mem;
 	struct wvv_arena arena;
 	struct wvv_zc_counters zc_count;
@@ -257,28 +266,62 @@ static void reap_notifs(struct uring_thread *u)
 	io_uring_cq_advance(&u->ring, seen);
 }
 
-/* Reap the n send completions of the batch from target 'start' on (and
- * any notifications) and store each target's result. 0 or -errno. */
-static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n)
+/* The result of target t, which took res (bytes or -errno) after 'done'. */
+static void store_result(struct wvv_call *c, int t, size_t done, int res)
+{
+	if (res >= 0 && done + (size_t)res == c->total)
+		wvv_set_result(c, t, (ssize_t)c->total);
+	else if (res >= 0)
+		wvv_finish_target(c, t, done + (size_t)res);
+	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
+		 res == -EOPNOTSUPP || res == -ECANCELED)
+		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
+		 * here, and writev says if it was more */
+		wvv_finish_target(c, t, done);
+	else
+		wvv_set_result(c, t, res);
+}
+
+/*
+ * Reap the n send completions of the batch from target 'start' on (and any
+ * notifications) and store each target's result. A zero-copy target that
+ * took part of the data or none (EAGAIN) is left in u->pend when 'keep_short'.
+ * A signal while waiting for finishing sends cancels them, and each ends as
+ * a blocking writev interrupted by it would: with the count sent, or, if it
+ * sent nothing at all, restarted (a writev that blocks as SA_RESTART would
+ * have it). 0 or -errno.
+ */
+static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n, bool keep_short)
 {
 	struct io_uring *ring = &u->ring;
 	struct io_uring_cqe *cqe;
+	bool cancelled = false;
 
 	while (n > 0) {
 		unsigned head, seen = 0;
 		int err = io_uring_wait_cqe(ring, &cqe);
 
+		if (err == -EINTR && !keep_short && !cancelled) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+			if (sqe) {
+				io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+				io_uring_sqe_set_data64(sqe, UD_CANCEL);
+				cancelled = submit_all(u, 1) == 1;
+				u->zc_count.cancels += cancelled;
+			}
+		}
 		if (err == -EINTR)
 			continue;
 		if (err)
 			return err;
 		io_uring_for_each_cqe(ring, head, cqe) {
 			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			int t = start + (int)(ud >> UD_IDX_SHIFT & UD_IDX_MASK);
-			int res = cqe->res;
+			int idx = (int)(ud >> UD_IDX_SHIFT & UD_IDX_MASK);
+			int t = start + idx, res = cqe->res;
 
 			seen++;
-			if (is_notif(u, cqe))
+			if (ud == UD_CANCEL || is_notif(u, cqe))
 				continue;
 			n--;
 			if (cqe->flags & IORING_CQE_F_MORE) { /* a notification follows */
@@ -295,19 +338,95 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n)
 				u->zc_count.refused++;
 				count_copied(u, true);
 			}
-			if (res >= 0 && (size_t)res == c->total)
-				wvv_set_result(c, t, res);
-			else if (res >= 0)
-				wvv_finish_target(c, t, (size_t)res);
-			else if (res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
-				 res == -EOPNOTSUPP)
-				/* its own blocking mode / writev; EOPNOTSUPP: no
-				 * zero-copy here, and writev says if it was more */
-				wvv_finish_target(c, t, 0);
-			else
-				wvv_set_result(c, t, res);
+			if ((ud & UD_FIN) && cancelled &&
+			    (res == -ECANCELED || res == -EINTR ||
+			     (res >= 0 && u->pend_done[idx] + (size_t)res < c->total)) &&
+			    u->pend_done[idx] + (size_t)(res > 0 ? res : 0) > 0) {
+				/* interrupted after sending some: writev returns that */
+				u->fin_inflight[idx] = false;
+				wvv_set_result(c, t, (ssize_t)(u->pend_done[idx] +
+							      (size_t)(res > 0 ? res : 0)));
+			} else if (ud & UD_FIN) {
+				u->fin_inflight[idx] = false;
+				store_result(c, t, u->pend_done[idx], res);
+			} else if (keep_short && (ud & UD_ZC) &&
+				   ((res >= 0 && (size_t)res < c->total) || res == -EAGAIN)) {
+				u->pend_done[idx] = res > 0 ? (size_t)res : 0;
+				u->pend_idx[u->npend++] = idx;
+			} else {
+				store_result(c, t, 0, res);
+			}
 		}
 		io_uring_cq_advance(ring, seen);
+	}
+	return 0;
+}
+
+/* Does writev to fd block until everything is sent (no O_NONBLOCK, no
+ * SO_SNDTIMEO)? Then a zero-copy send with MSG_WAITALL has its effect. */
+static bool blocks_until_sent(int fd)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_NONBLOCK))
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) || tv.tv_sec || tv.tv_usec)
+		return false;
+	return true;
+}
+
+/*
+ * Finish the short targets of a zero-copy batch. Blocking ones get the
+ * rest of the payload zero-copy, all at once through the ring (MSG_WAITALL:
+ * the ring waits for room in each socket); the others are finished with
+ * writev as in the io_uring engine. 0 or -errno (the ring failed).
+ */
+static int finish_short(struct uring_thread *u, struct wvv_call *c, int start, int rec,
+			const unsigned char *zc)
+{
+	int k, m = 0, n = u->npend, nwritev = 0;
+	int writev_idx[RING_ENTRIES];
+
+	u->npend = 0;
+	for (k = 0; k < n; k++) {
+		int idx = u->pend_idx[k], t = start + idx, fd = c->fds[t];
+		size_t done = u->pend_done[idx];
+		struct io_uring_sqe *sqe;
+
+		if (!blocks_until_sent(fd) || !(sqe = io_uring_get_sqe(&u->ring))) {
+			writev_idx[nwritev++] = idx;
+			continue;
+		}
+		io_uring_prep_send_zc_fixed(sqe, fd, zc + done, c->total - done,
+					    MSG_NOSIGNAL | MSG_WAITALL,
+					    u->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0, 0);
+		io_uring_sqe_set_data64(sqe, UD_FIN | UD_ZC | (uint64_t)(rec + 1) << UD_REC_SHIFT |
+						     (uint64_t)idx << UD_IDX_SHIFT |
+						     ((uint64_t)fd & UD_FD_MASK));
+		u->fin_inflight[idx] = true;
+		u->zc_count.finishes++;
+		m++;
+	}
+	if (m && submit_all(u, m) < m)
+		m = -1;
+	/* the others while those wait in the kernel */
+	for (k = 0; k < nwritev; k++)
+		wvv_finish_target(c, start + writev_idx[k], u->pend_done[writev_idx[k]]);
+	if (m && (m < 0 || reap(u, c, start, m, false))) {
+		/* The ring failed (never seen): what these sends did is unknown
+		 * past what was known sent; the rest is reported not written. */
+		for (k = 0; k < n; k++) {
+			int idx = u->pend_idx[k];
+
+			if (u->fin_inflight[idx]) {
+				u->fin_inflight[idx] = false;
+				wvv_set_result(c, start + idx, u->pend_done[idx] ? (ssize_t)u->pend_done[idx]
+										  : -EIO);
+			}
+		}
+		return -EIO;
 	}
 	return 0;
 }
@@ -357,7 +476,8 @@ static void prep_send(struct uring_thread *u, struct io_uring_sqe *sqe, const st
 }
 
 /* Run c through the ring in batches; rec >= 0 sends from the arena. */
-static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec, const void *zc)
+static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec,
+		       const unsigned char *zc)
 {
 	struct msghdr mh;
 	struct io_uring *ring = &u->ring;
@@ -390,10 +510,15 @@ static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec, cons
 		}
 		n = end - start;
 		submitted = submit_all(u, n);
-		if (reap(u, c, start, submitted) || submitted < n) {
+		u->npend = 0;
+		if (reap(u, c, start, submitted, rec >= 0) || submitted < n ||
+		    (u->npend && finish_short(u, c, start, rec, zc))) {
 			/* The ring failed (never seen in practice): drop it with
 			 * whatever it still holds unsubmitted, and write those
 			 * targets in user space. */
+			for (i = 0; i < u->npend; i++) /* reaped short, not finished */
+				wvv_finish_target(c, start + u->pend_idx[i],
+						  u->pend_done[u->pend_idx[i]]);
 			wvv_tls_drop(&uring_tls);
 			wvv_userland_finish_from(c, start + submitted);
 			return 1;

@@ -100,6 +100,8 @@ struct wvv_zc_counters {
 	uint64_t refused;  /* sends refused (EOPNOTSUPP): that fd gets copies for a while */
 	uint64_t copied;   /* notifications saying the kernel copied the data anyway */
 	uint64_t registrations; /* times the buffer was registered (pinned) */
+	uint64_t finishes; /* short blocking targets sent the rest zero-copy */
+	uint64_t cancels;  /* such finishing sends cancelled by a signal */
 	uint64_t held;     /* bytes registered now */
 };
 void wvv_zc_counters(struct wvv_zc_counters *out);

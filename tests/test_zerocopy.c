@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -345,6 +346,110 @@ static void test_default_leaves_out_copied_zerocopy(void **state)
 	fleet_close(&f);
 }
 
+struct resume_later {
+	struct tcp_fleet *f;
+	pthread_t signal_to;
+	int signal_ms, resume_ms;
+};
+
+static void *resume_later(void *arg)
+{
+	struct resume_later *r = arg;
+
+	if (r->signal_ms) {
+		usleep((useconds_t)r->signal_ms * 1000);
+		pthread_kill(r->signal_to, SIGUSR1);
+	}
+	usleep((useconds_t)(r->resume_ms - r->signal_ms) * 1000);
+	for (int i = 0; i < r->f->n; i++)
+		fleet_start_reading(r->f, i);
+	return NULL;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Blocking targets that take only part of a payload get the rest
+ * zero-copy through the ring (MSG_WAITALL), all waiting at once; a signal
+ * while they wait cancels them, and each target then ends as a blocking
+ * writev interrupted by that signal would: with what it sent, and the rest
+ * written by writev. Either way the bytes reported written arrive intact.
+ */
+static void short_blocking_targets(bool with_signal)
+{
+	enum { N = 4 };
+	struct tcp_fleet f;
+	struct wvv_zc_counters before, after;
+	struct resume_later r = { .f = &f, .signal_to = pthread_self(),
+				  .signal_ms = with_signal ? 150 : 0, .resume_ms = 400 };
+	struct sigaction sa = { .sa_handler = on_usr1 }, old;
+	size_t rets[N], len = PAYLOAD, pre[N] = { 0 };
+	unsigned char fill[4096];
+	int errs[N], i, fl;
+	pthread_t t;
+
+	must_set_mode(WRITEVV_MODE_ZEROCOPY);
+	fleet_open(&f, N, 1);
+	/* fill each connection until it takes nothing more, also after what
+	 * was queued has moved to the (not reading) receiver */
+	pattern_fill(fill, sizeof(fill), 100, 0);
+	usleep(300000); /* earlier tests' payloads released */
+	for (int round = 0; round < 4; round++) {
+		for (i = 0; i < N; i++) {
+			ssize_t w;
+
+			fleet_stop_reading(&f, i);
+			fl = fcntl(f.tx[i], F_GETFL);
+			fcntl(f.tx[i], F_SETFL, fl | O_NONBLOCK);
+			while ((w = send(f.tx[i], fill, sizeof(fill) - pre[i] % sizeof(fill), 0)) > 0)
+				pre[i] += (size_t)w;
+			assert_int_equal(errno, EAGAIN);
+			fcntl(f.tx[i], F_SETFL, fl);
+		}
+		usleep(50000);
+	}
+	sigaction(SIGUSR1, &sa, &old); /* no SA_RESTART: a blocked writev returns */
+	wvv_zc_counters(&before);
+	assert_int_equal(pthread_create(&t, NULL, resume_later, &r), 0);
+	write_call(f.tx, N, 9, len, rets, errs);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	sigaction(SIGUSR1, &old, NULL);
+	wvv_zc_counters(&after);
+	assert_int_equal(after.calls - before.calls, 1);
+	assert_true(after.finishes - before.finishes >= 1);
+	assert_int_equal(after.cancels - before.cancels, with_signal ? 1 : 0);
+	for (i = 0; i < N; i++) {
+		size_t got = errs[i] ? 0 : rets[i];
+
+		if (!with_signal) {
+			assert_int_equal(errs[i], 0);
+			assert_int_equal(rets[i], len);
+		} else if (errs[i]) {
+			assert_int_equal(errs[i], EINTR);
+		}
+		assert_int_equal(fleet_wait(&f, i, pre[i] + got, 10000), 0);
+		assert_int_equal(pattern_check(f.got[i] + pre[i], got, 9, 0), 0);
+		usleep(50000);
+		assert_int_equal(f.got_len[i], pre[i] + got); /* and nothing more */
+	}
+	fleet_close(&f);
+}
+
+static void test_short_blocking_targets_finish_zero_copy(void **state)
+{
+	(void)state;
+	short_blocking_targets(false);
+}
+
+static void test_signal_cancels_finishing_sends(void **state)
+{
+	(void)state;
+	short_blocking_targets(true);
+}
+
 int main(void)
 {
 	/* First: fd numbers that refused zero-copy (test_sockets_without_zerocopy)
@@ -352,9 +457,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copied_targets_get_copies),
 		cmocka_unit_test(test_payload_kept_until_notified),
+		cmocka_unit_test(test_short_blocking_targets_finish_zero_copy),
+		cmocka_unit_test(test_signal_cancels_finishing_sends),
 		cmocka_unit_test(test_every_send_notified),
 		cmocka_unit_test(test_sockets_without_zerocopy),
 		cmocka_unit_test(test_payload_too_big),
+
 		cmocka_unit_test(test_default_leaves_out_copied_zerocopy),
 	};
 
