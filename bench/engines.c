@@ -469,15 +469,21 @@ static int wvv_kernel_avail(char *why, size_t len)
 	return wvv_set(WRITEVV_MODE_KERNEL, why, len);
 }
 
-static int wvv_kernel_prepare(char *why, size_t len)
+/* Select a writevv mode and check that GETMODE reports its engine. */
+static int wvv_prepare_engine(int mode, const char *engine, char *why, size_t len)
 {
-	if (wvv_set(WRITEVV_MODE_KERNEL, why, len))
+	if (wvv_set(mode, why, len))
 		return -1;
-	if (wvv_effective_mode() != WRITEVV_MODE_KERNEL) {
-		snprintf(why, len, "WRITEVV_GETMODE does not report the kernel engine");
+	if (wvv_effective_mode() != mode) {
+		snprintf(why, len, "WRITEVV_GETMODE does not report the %s engine", engine);
 		return -1;
 	}
 	return 0;
+}
+
+static int wvv_kernel_prepare(char *why, size_t len)
+{
+	return wvv_prepare_engine(WRITEVV_MODE_KERNEL, "kernel", why, len);
 }
 
 static int wvv_user_prepare(char *why, size_t len)
@@ -485,7 +491,6 @@ static int wvv_user_prepare(char *why, size_t len)
 	return wvv_set(WRITEVV_MODE_USERLAND, why, len);
 }
 
-#ifdef WRITEVV_MODE_IOURING
 static int wvv_uring_avail(char *why, size_t len)
 {
 	return wvv_set(WRITEVV_MODE_IOURING, why, len);
@@ -493,24 +498,9 @@ static int wvv_uring_avail(char *why, size_t len)
 
 static int wvv_uring_prepare(char *why, size_t len)
 {
-	if (wvv_set(WRITEVV_MODE_IOURING, why, len))
-		return -1;
-	if (wvv_effective_mode() != WRITEVV_MODE_IOURING) {
-		snprintf(why, len, "WRITEVV_GETMODE does not report the io_uring engine");
-		return -1;
-	}
-	return 0;
+	return wvv_prepare_engine(WRITEVV_MODE_IOURING, "io_uring", why, len);
 }
-#else
-static int wvv_uring_avail(char *why, size_t len)
-{
-	snprintf(why, len, "this libwritevv has no WRITEVV_MODE_IOURING");
-	return -1;
-}
-#define wvv_uring_prepare wvv_uring_avail
-#endif
 
-#ifdef WRITEVV_MODE_SENDFILE
 static int wvv_sendfile_avail(char *why, size_t len)
 {
 	return wvv_set(WRITEVV_MODE_SENDFILE, why, len);
@@ -518,24 +508,9 @@ static int wvv_sendfile_avail(char *why, size_t len)
 
 static int wvv_sendfile_prepare(char *why, size_t len)
 {
-	if (wvv_set(WRITEVV_MODE_SENDFILE, why, len))
-		return -1;
-	if (wvv_effective_mode() != WRITEVV_MODE_SENDFILE) {
-		snprintf(why, len, "WRITEVV_GETMODE does not report the sendfile engine");
-		return -1;
-	}
-	return 0;
+	return wvv_prepare_engine(WRITEVV_MODE_SENDFILE, "sendfile", why, len);
 }
-#else
-static int wvv_sendfile_avail(char *why, size_t len)
-{
-	snprintf(why, len, "this libwritevv has no WRITEVV_MODE_SENDFILE");
-	return -1;
-}
-#define wvv_sendfile_prepare wvv_sendfile_avail
-#endif
 
-#ifdef WRITEVV_MODE_ZEROCOPY
 static int wvv_zerocopy_avail(char *why, size_t len)
 {
 	return wvv_set(WRITEVV_MODE_ZEROCOPY, why, len);
@@ -543,22 +518,8 @@ static int wvv_zerocopy_avail(char *why, size_t len)
 
 static int wvv_zerocopy_prepare(char *why, size_t len)
 {
-	if (wvv_set(WRITEVV_MODE_ZEROCOPY, why, len))
-		return -1;
-	if (wvv_effective_mode() != WRITEVV_MODE_ZEROCOPY) {
-		snprintf(why, len, "WRITEVV_GETMODE does not report the zero-copy engine");
-		return -1;
-	}
-	return 0;
+	return wvv_prepare_engine(WRITEVV_MODE_ZEROCOPY, "zero-copy", why, len);
 }
-#else
-static int wvv_zerocopy_avail(char *why, size_t len)
-{
-	snprintf(why, len, "this libwritevv has no WRITEVV_MODE_ZEROCOPY");
-	return -1;
-}
-#define wvv_zerocopy_prepare wvv_zerocopy_avail
-#endif
 
 const char *wvv_mode_name(int mode)
 {
@@ -566,15 +527,9 @@ const char *wvv_mode_name(int mode)
 	case WRITEVV_MODE_DEFAULT: return "default";
 	case WRITEVV_MODE_KERNEL: return "kernel";
 	case WRITEVV_MODE_USERLAND: return "userland";
-#ifdef WRITEVV_MODE_IOURING
 	case WRITEVV_MODE_IOURING: return "io_uring";
-#endif
-#ifdef WRITEVV_MODE_SENDFILE
 	case WRITEVV_MODE_SENDFILE: return "sendfile";
-#endif
-#ifdef WRITEVV_MODE_ZEROCOPY
 	case WRITEVV_MODE_ZEROCOPY: return "zerocopy";
-#endif
 	default: return "?";
 	}
 }

@@ -414,18 +414,12 @@ static int wvv_expected_mode(int e)
 {
 	if (e == ENG_WVV_KERNEL)
 		return WRITEVV_MODE_KERNEL;
-#ifdef WRITEVV_MODE_IOURING
 	if (e == ENG_WVV_URING)
 		return WRITEVV_MODE_IOURING;
-#endif
-#ifdef WRITEVV_MODE_SENDFILE
 	if (e == ENG_WVV_SENDFILE)
 		return WRITEVV_MODE_SENDFILE;
-#endif
-#ifdef WRITEVV_MODE_ZEROCOPY
 	if (e == ENG_WVV_ZEROCOPY)
 		return WRITEVV_MODE_ZEROCOPY;
-#endif
 	return -1;
 }
 
