@@ -61,7 +61,8 @@ int main(void)
 		printf("engine: %s\n",
 		       mode == WRITEVV_MODE_KERNEL   ? "kernel" :
 		       mode == WRITEVV_MODE_IOURING  ? "iouring" :
-		       mode == WRITEVV_MODE_SENDFILE ? "sendfile" : "userland");
+		       mode == WRITEVV_MODE_SENDFILE ? "sendfile" :
+		       mode == WRITEVV_MODE_ZEROCOPY ? "zerocopy" : "userland");
 
 	full = writevv(fds, 3, iov, 2, returns, errors);
 	if (full < 0) {

@@ -127,6 +127,7 @@ static const char *mode_name(int m)
 	case WRITEVV_MODE_USERLAND: return "userland";
 	case WRITEVV_MODE_IOURING: return "iouring";
 	case WRITEVV_MODE_SENDFILE: return "sendfile";
+	case WRITEVV_MODE_ZEROCOPY: return "zerocopy";
 	default: return "unknown";
 	}
 }
@@ -412,7 +413,7 @@ static const char *requested_mode(void)
 		return mode_name(R.opt.mode);
 	e = getenv("WRITEVV_MODE");
 	return e && (!strcmp(e, "kernel") || !strcmp(e, "userland") || !strcmp(e, "iouring") ||
-		     !strcmp(e, "sendfile")) ? e : "default";
+		     !strcmp(e, "sendfile") || !strcmp(e, "zerocopy")) ? e : "default";
 }
 
 static size_t stats_json(char *buf, size_t sz)
@@ -1026,7 +1027,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: writevv-relay [--listen ADDR:PORT] [--ingest ADDR:PORT | --stdin]\n"
-"                     [--mode default|kernel|iouring|sendfile|userland] [--content-type TYPE]\n"
+"                     [--mode default|kernel|iouring|sendfile|zerocopy|userland] [--content-type TYPE]\n"
 "                     [--max-backlog BYTES] [--ts-align] [--stats-interval S]\n"
 "                     [--max-delay-ms MS] [--threads N] [--sndbuf BYTES]\n"
 "                     [--drain-timeout S] [--verbose]\n"
@@ -1122,6 +1123,8 @@ static void parse_args(int argc, char **argv)
 				o->mode = WRITEVV_MODE_IOURING;
 			else if (!strcmp(optarg, "sendfile"))
 				o->mode = WRITEVV_MODE_SENDFILE;
+			else if (!strcmp(optarg, "zerocopy"))
+				o->mode = WRITEVV_MODE_ZEROCOPY;
 			else
 				goto bad;
 			break;
