@@ -52,7 +52,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: writevv-bench [options]\n"
-"  --quick              small grid {10,100,1000} x {64B,1400B,64KiB}, 3 reps, writevvtest 40 loops\n"
+"  --quick              small grid {10,100,1000} x {64B,1400B,64KiB}, 3 reps, writevvtest 20 loops\n"
 "  --workload LIST      writevvtest,grid (default: both)\n"
 "  --recv LIST          drain,discard,nic,nic-discard (default: drain,discard,nic)\n"
 "  --targets LIST       grid target counts (default 10,100,1000,10000)\n"
@@ -61,7 +61,7 @@ static void usage(FILE *f)
 "                       wvv-zerocopy,wvv-default\n"
 "                       (default all)\n"
 "  --reps N             repetitions per engine and cell (default 5, quick 3)\n"
-"  --loops N            writevvtest calls per repetition (default 5000 as the original, quick 40)\n"
+"  --loops N            writevvtest calls per repetition (default 5000 as the original, quick 20)\n"
 "  --calls N            grid: open-loop calls per repetition (default: from a budget per cell)\n"
 "  --closed-calls N     grid: closed-loop calls per repetition (default: min(calls, 200); 0: none)\n"
 "  --csv FILE           write all results as CSV\n"
@@ -240,7 +240,7 @@ static void parse_args(int argc, char **argv)
 	if (!opt.reps)
 		opt.reps = opt.quick ? 3 : 5;
 	if (!opt.loops)
-		opt.loops = opt.quick ? 40 : 5000;
+		opt.loops = opt.quick ? 20 : 5000;
 	opt.budget_writes = opt.quick ? 3000 : 20000;
 	opt.budget_bytes = opt.quick ? (8l << 20) : (64l << 20);
 	opt.max_calls = opt.quick ? 300 : 2000;
