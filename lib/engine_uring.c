@@ -76,6 +76,8 @@ struct fd_note {
 	uint32_t stamp;      /* batch stamp, to split batches at a repeated fd */
 	uint8_t refused_for; /* zero-copy calls left that send it a copy instead */
 	uint8_t copied_for;  /* the same, where zero-copy was copied (default mode only) */
+	bool zc_sent;        /* its last zero-copy send moved data (its notification can
+				say whether it was copied; one of a send of nothing cannot) */
 };
 
 /* The zero-copy buffer: per thread, pinned (registered) for the ring. */
@@ -241,7 +243,10 @@ static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_NOTIF))
 		return false;
 	u->zc_count.notifs++;
-	count_copied(u, (unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED);
+	if ((unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+		count_copied(u, true);
+	else if (fd < u->nnote && u->note[fd].zc_sent)
+		count_copied(u, false);
 	if ((unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) {
 		u->zc_count.copied++;
 		/* spread the retries of targets marked together */
@@ -327,6 +332,8 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n, bo
 			if (cqe->flags & IORING_CQE_F_MORE) { /* a notification follows */
 				wvv_arena_hold(&u->arena, (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1);
 				u->zc_count.sends++;
+				if ((ud & UD_FD_MASK) < u->nnote)
+					u->note[ud & UD_FD_MASK].zc_sent = res > 0;
 			}
 			if (res == -EINVAL && (ud & UD_ZC) && u->zc_report) {
 				u->zc_report = false; /* a kernel before 6.2: ask no more */
