@@ -19,7 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -217,6 +221,62 @@ static void test_payload_too_big(void **state)
 		assert_int_equal(pattern_check(f.got[i], len, 3, 0), 0);
 	}
 	fleet_close(&f);
+}
+
+/* Without CAP_IPC_LOCK the buffer's pinned pages count against
+ * RLIMIT_MEMLOCK: too low a limit makes zero-copy mode fail with ENOMEM, and
+ * the default mode does without it, delivering everything. */
+static int unprivileged_child(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct cap[_LINUX_CAPABILITY_U32S_3];
+	struct rlimit rl = { 65536, 65536 };
+	struct wvv_zc_counters zc;
+	struct tcp_fleet f;
+	size_t rets[4], len = 8192;
+	int errs[4], mode = WRITEVV_MODE_ZEROCOPY, i, k;
+
+	if (syscall(SYS_capget, &hdr, cap))
+		return 10;
+	cap[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	cap[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+	if (syscall(SYS_capset, &hdr, cap) || setrlimit(RLIMIT_MEMLOCK, &rl))
+		return 11;
+	setenv("WRITEVV_ZC_ARENA", "2097152", 1);
+	if (writevv_control(WRITEVV_SETMODE, &mode) == 0 || errno != ENOMEM)
+		return 12;
+	must_set_mode(WRITEVV_MODE_DEFAULT);
+	fleet_open(&f, 4, 1);
+	for (k = 0; k < 20; k++) {
+		write_call(f.tx, 4, (unsigned)k, len, rets, errs);
+		for (i = 0; i < 4; i++)
+			if (errs[i] || rets[i] != len)
+				return 13;
+	}
+	for (i = 0; i < 4; i++)
+		if (fleet_wait(&f, i, 20 * len, 10000) ||
+		    pattern_check(f.got[i] + 19 * len, len, 19, 0))
+			return 14;
+	wvv_zc_counters(&zc);
+	if (zc.calls || zc.registrations)
+		return 15;
+	fleet_close(&f);
+	return 0;
+}
+
+static void test_memlock_limit(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(unprivileged_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* Run the engine directly, as the default mode does (skip_copied). */
@@ -462,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_every_send_notified),
 		cmocka_unit_test(test_sockets_without_zerocopy),
 		cmocka_unit_test(test_payload_too_big),
+		cmocka_unit_test(test_memlock_limit),
 
 		cmocka_unit_test(test_default_leaves_out_copied_zerocopy),
 	};
