@@ -6,8 +6,8 @@
  * SEND_ZC per target in one batch), learnt per thread and per payload
  * size class from what each call cost.
  *
- * Where the two cross over depends on the machine and on where the
- * receivers are: measured at 16 KiB on one 2-vCPU VM and between 32 and
+ * Where io_uring and sendfile cross over depends on the machine and on where
+ * the receivers are: measured at 16 KiB on one 2-vCPU VM and between 32 and
  * 64 KiB on another; lower when the receivers' TCP work runs on another
  * core or host than when it is charged to the sender (loopback). A fixed
  * threshold is right on one machine only, so each call's sender CPU per

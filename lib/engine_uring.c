@@ -58,6 +58,18 @@
 #define UD_FIN (1ull << 62)   /* a zero-copy send of the rest of a short target */
 #define UD_CANCEL (~0ull)     /* the cancellation of those, on a signal */
 
+static uint64_t ud_pack(int rec, int idx, int fd)
+{
+	return (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint64_t)idx << UD_IDX_SHIFT |
+	       ((uint64_t)fd & UD_FD_MASK);
+}
+
+/* The arena record of a request (-1: none). */
+static int ud_rec(uint64_t ud)
+{
+	return (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1;
+}
+
 #ifndef IORING_SEND_ZC_REPORT_USAGE /* 6.2 UAPI, newer than liburing 2.3's */
 #define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
 #endif
@@ -253,7 +265,7 @@ static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 		if (fd < u->nnote)
 			u->note[fd].copied_for = NOZC_CALLS + (uint8_t)(fd % NOZC_CALLS);
 	}
-	wvv_arena_release(&u->arena, (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1);
+	wvv_arena_release(&u->arena, ud_rec(ud));
 	return true;
 }
 
@@ -330,7 +342,7 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n, bo
 				continue;
 			n--;
 			if (cqe->flags & IORING_CQE_F_MORE) { /* a notification follows */
-				wvv_arena_hold(&u->arena, (int)(ud >> UD_REC_SHIFT & UD_REC_MASK) - 1);
+				wvv_arena_hold(&u->arena, ud_rec(ud));
 				u->zc_count.sends++;
 				if ((ud & UD_FD_MASK) < u->nnote)
 					u->note[ud & UD_FD_MASK].zc_sent = res > 0;
@@ -345,17 +357,16 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n, bo
 				u->zc_count.refused++;
 				count_copied(u, true);
 			}
-			if ((ud & UD_FIN) && cancelled &&
-			    (res == -ECANCELED || res == -EINTR ||
-			     (res >= 0 && u->pend_done[idx] + (size_t)res < c->total)) &&
-			    u->pend_done[idx] + (size_t)(res > 0 ? res : 0) > 0) {
-				/* interrupted after sending some: writev returns that */
+			if (ud & UD_FIN) {
+				size_t sent = u->pend_done[idx] + (size_t)(res > 0 ? res : 0);
+
 				u->fin_inflight[idx] = false;
-				wvv_set_result(c, t, (ssize_t)(u->pend_done[idx] +
-							      (size_t)(res > 0 ? res : 0)));
-			} else if (ud & UD_FIN) {
-				u->fin_inflight[idx] = false;
-				store_result(c, t, u->pend_done[idx], res);
+				if (cancelled && sent > 0 && sent < c->total &&
+				    (res >= 0 || res == -ECANCELED || res == -EINTR))
+					/* interrupted after sending some: writev returns that */
+					wvv_set_result(c, t, (ssize_t)sent);
+				else
+					store_result(c, t, u->pend_done[idx], res);
 			} else if (keep_short && (ud & UD_ZC) &&
 				   ((res >= 0 && (size_t)res < c->total) || res == -EAGAIN)) {
 				u->pend_done[idx] = res > 0 ? (size_t)res : 0;
@@ -409,9 +420,7 @@ static int finish_short(struct uring_thread *u, struct wvv_call *c, int start, i
 		io_uring_prep_send_zc_fixed(sqe, fd, zc + done, c->total - done,
 					    MSG_NOSIGNAL | MSG_WAITALL,
 					    u->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0, 0);
-		io_uring_sqe_set_data64(sqe, UD_FIN | UD_ZC | (uint64_t)(rec + 1) << UD_REC_SHIFT |
-						     (uint64_t)idx << UD_IDX_SHIFT |
-						     ((uint64_t)fd & UD_FD_MASK));
+		io_uring_sqe_set_data64(sqe, UD_FIN | UD_ZC | ud_pack(rec, idx, fd));
 		u->fin_inflight[idx] = true;
 		u->zc_count.finishes++;
 		m++;
@@ -465,8 +474,7 @@ static void prep_send(struct uring_thread *u, struct io_uring_sqe *sqe, const st
 		      int i, int idx, struct msghdr *mh, int rec, const void *zc)
 {
 	const int flags = MSG_NOSIGNAL | MSG_DONTWAIT, fd = c->fds[i];
-	uint64_t ud = (uint64_t)(rec + 1) << UD_REC_SHIFT | (uint64_t)idx << UD_IDX_SHIFT |
-		      ((uint64_t)fd & UD_FD_MASK);
+	uint64_t ud = ud_pack(rec, idx, fd);
 
 	if (rec >= 0 && send_a_copy(u, fd)) {
 		io_uring_prep_send(sqe, fd, zc, c->total, flags);
@@ -562,12 +570,13 @@ static int zc_setup(struct uring_thread *u)
 {
 	struct io_uring_probe *probe;
 	struct iovec iov;
-	size_t size = zc_arena_size();
+	size_t size;
 	void *mem;
 	int err;
 
 	if (u->zc_state)
 		return u->zc_state > 0 ? 0 : u->zc_state;
+	size = zc_arena_size();
 	err = -EOPNOTSUPP;
 	probe = io_uring_get_probe_ring(&u->ring);
 	if (size < 4 * WVV_ARENA_ALIGN || !probe ||
@@ -597,15 +606,25 @@ out:
 	return err;
 }
 
-int wvv_zc_available(void)
+/* This thread's ring with its zero-copy buffer set up, or NULL with *err. */
+static struct uring_thread *zc_thread(int *err)
 {
 	struct uring_thread *u;
+
+	if ((*err = wvv_uring_available()))
+		return NULL;
+	u = thread_ring(err);
+	if (u && (*err = zc_setup(u)))
+		u = NULL;
+	return u;
+}
+
+int wvv_zc_available(void)
+{
 	int err;
 
-	if ((err = wvv_uring_available()))
-		return err;
-	u = thread_ring(&err);
-	return u ? zc_setup(u) : err;
+	zc_thread(&err);
+	return err;
 }
 
 size_t wvv_zc_max(void)
@@ -613,10 +632,8 @@ size_t wvv_zc_max(void)
 	struct uring_thread *u;
 	int err;
 
-	if (wvv_uring_available())
-		return 0;
-	u = thread_ring(&err);
-	return u && zc_setup(u) == 0 ? wvv_arena_max(&u->arena) : 0;
+	u = zc_thread(&err);
+	return u ? wvv_arena_max(&u->arena) : 0;
 }
 
 void wvv_zc_idle(void)
@@ -668,10 +685,8 @@ int wvv_zc_run(struct wvv_call *c, bool skip_copied)
 
 	if (c->total == 0)
 		return -EINVAL;
-	u = thread_ring(&err);
+	u = zc_thread(&err);
 	if (!u)
-		return err;
-	if ((err = zc_setup(u)))
 		return err;
 	rec = wvv_arena_alloc(&u->arena, c->total, &off);
 	if (rec == -ENOBUFS) {
