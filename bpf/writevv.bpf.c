@@ -199,6 +199,15 @@ int writevv_fanout(struct sk_msg_md *msg)
 		}
 	}
 
+	/* The header leaves before the record is written, so that a record
+	 * saying REDIRECT always means "this payload, and nothing else, went
+	 * to the target". If the header cannot be removed, the frame is
+	 * refused whole (to the control peer): a target never gets it. */
+	if (verdict == WVV_V_REDIRECT && bpf_msg_pop_data(msg, 0, sizeof(hdr), 0)) {
+		verdict = WVV_V_BAD_FRAME;
+		__sync_fetch_and_add(&cnt->bad_frames, 1);
+	}
+
 	rec = bpf_ringbuf_reserve(ring, sizeof(*rec), 0);
 	if (!rec) {
 		__sync_fetch_and_add(&cnt->ring_full, 1);
@@ -212,19 +221,22 @@ int writevv_fanout(struct sk_msg_md *msg)
 		bpf_ringbuf_submit(rec, 0);
 	}
 
-	bpf_msg_pop_data(msg, 0, sizeof(hdr), 0);
 	if (verdict == WVV_V_REDIRECT) {
 		/* A payload that straddles two scatterlist elements (its frame
 		 * crossed a page-frag boundary, ~1 frame in 23 at 1400 B) is
 		 * pushed element by element without MSG_MORE, so a TCP_NODELAY
 		 * target sends it as two segments. Small ones are made one
 		 * element (a no-op when they already are; a copy of at most a
-		 * page when not). Larger ones span elements anyway. */
-		if (hdr.len <= WVV_LINEAR_MAX)
-			bpf_msg_pull_data(msg, 0, hdr.len, 0);
+		 * page when not). Larger ones span elements anyway. A failed
+		 * pull leaves the payload as it was (only its segmentation
+		 * differs), so it is counted and the payload still goes. */
+		if (hdr.len <= WVV_LINEAR_MAX && bpf_msg_pull_data(msg, 0, hdr.len, 0))
+			__sync_fetch_and_add(&cnt->pull_failures, 1);
 		__sync_fetch_and_add(&cnt->bytes, hdr.len);
 		return bpf_msg_redirect_hash(msg, &wvv_targets, &hdr.cookie, 0);
 	}
+	/* Refused (the header may still be on it: the control peer discards
+	 * whatever it gets). */
 	/* Keep the call's order: after one refusal, refuse the rest of the
 	 * batch; the library resumes from the refused frame. */
 	st->poisoned = 1;

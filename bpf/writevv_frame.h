@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define WVV_ABI_VERSION 1
+#define WVV_ABI_VERSION 2
 
 /* "WVV1": first word of every frame. */
 #define WVV_FRAME_MAGIC 0x31565657u
@@ -106,6 +106,7 @@ struct wvv_stats {
 	__u64 not_writable;
 	__u64 bad_frames;
 	__u64 ring_full;
+	__u64 pull_failures;     /* payload not made one element (sent anyway) */
 };
 
 /* Map wvv_config, one entry, written by the loader. */

@@ -26,12 +26,14 @@ struct status {
 static const char *const stat_names[] = {
 	"calls", "frames", "bytes", "redirect_failures",
 	"stale_fd", "not_writable", "bad_frames", "ring_full",
+	"pull_failures",
 };
 
 static __u64 stat_at(const struct wvv_stats *s, size_t i)
 {
 	const __u64 v[] = { s->calls, s->frames, s->bytes, s->redirect_failures,
-			    s->stale_fd, s->not_writable, s->bad_frames, s->ring_full };
+			    s->stale_fd, s->not_writable, s->bad_frames, s->ring_full,
+			    s->pull_failures };
 
 	return v[i];
 }
@@ -46,6 +48,7 @@ static void add_stats(struct wvv_stats *sum, const struct wvv_stats *s)
 	sum->not_writable += s->not_writable;
 	sum->bad_frames += s->bad_frames;
 	sum->ring_full += s->ring_full;
+	sum->pull_failures += s->pull_failures;
 }
 
 static int collect(const char *dir, struct status *s)

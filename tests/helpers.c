@@ -324,6 +324,7 @@ int read_bpf_stats(struct wvv_stats *out)
 		out->not_writable += v[i].not_writable;
 		out->bad_frames += v[i].bad_frames;
 		out->ring_full += v[i].ring_full;
+		out->pull_failures += v[i].pull_failures;
 	}
 	free(v);
 	close(fd);
