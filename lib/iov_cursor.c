@@ -32,7 +32,8 @@ int wvv_iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len,
 			continue;
 		if (l > len - got)
 			l = len - got;
-		out[n].iov_base = (char *)iov[i].iov_base + skip;
+		/* (NULL + 0 is undefined in C: a NULL base is the caller's EFAULT to get) */
+		out[n].iov_base = skip ? (char *)iov[i].iov_base + skip : iov[i].iov_base;
 		out[n].iov_len = l;
 		n++;
 		got += l;
