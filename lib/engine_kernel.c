@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -756,6 +757,10 @@ static int grow_batch_buffers(struct call_state *cs)
 	return 0;
 }
 
+/* The most one writev writes (the kernel's MAX_RW_COUNT): frames are
+ * planned for at most this, never for what a hostile length claims. */
+#define RW_COUNT_MAX ((size_t)INT_MAX & ~(size_t)4095)
+
 int wvv_kernel_run(struct wvv_call *c)
 {
 	struct call_state cs;
@@ -764,8 +769,11 @@ int wvv_kernel_run(struct wvv_call *c)
 	uint32_t gen;
 	int err, i, start, r;
 
-	if (c->total == 0)
-		return -EINVAL; /* nothing to frame: writev's own answer is exact */
+	if (c->total == 0 || c->total > RW_COUNT_MAX)
+		return -EINVAL; /* nothing to frame, or more than one writev writes
+				 * (a length near SSIZE_MAX is hostile input: writev
+				 * refuses it with EFAULT, in no memory): writev's own
+				 * answer is exact */
 	memset(&cs, 0, sizeof(cs));
 	cs.c = c;
 	cs.tg = calloc((size_t)c->fdcnt, sizeof(*cs.tg));
