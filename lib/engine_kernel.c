@@ -75,6 +75,24 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+static uint32_t map_id(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+/* Do p and the pins in use name the same maps (the program was not reloaded)? */
+static bool same_maps(const struct wvv_pins *p)
+{
+	uint32_t id = map_id(p->ctl_fd);
+
+	return id && id == map_id(pins.ctl_fd) && map_id(p->targets_fd) == map_id(pins.targets_fd) &&
+	       map_id(p->slot_state_fd) == map_id(pins.slot_state_fd);
+}
+
 static int probe_locked(void)
 {
 	struct wvv_pins p;
@@ -82,10 +100,19 @@ static int probe_locked(void)
 
 	err = wvv_pins_open(&p, engine_why, sizeof(engine_why));
 	if (!err) {
-		/* The old descriptors stay open: another thread may be using
-		 * them right now, and closing would let the numbers be reused.
-		 * One set leaks per reload of the program. */
-		pins = p;
+		if (same_maps(&p)) {
+			/* Still loaded (a call only took it for gone): keep the
+			 * descriptors in use, the threads still get a new
+			 * generation (new control sockets). */
+			pins.cfg = p.cfg;
+			wvv_pins_close(&p);
+		} else {
+			/* The old descriptors stay open: another thread may be
+			 * using them right now, and closing would let the
+			 * numbers be reused. One set leaks per reload of the
+			 * program. */
+			pins = p;
+		}
 		atomic_fetch_add(&engine_gen, 1);
 	}
 	atomic_store(&last_probe_ns, now_ns());
