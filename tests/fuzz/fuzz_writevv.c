@@ -15,6 +15,7 @@
  * See tests/fuzz/README.md.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -634,6 +635,46 @@ static int set_mode(int mode)
 	return writevv_control(WRITEVV_SETMODE, &m);
 }
 
+/* Open descriptors of the process: the library's own must stay bounded
+ * (rings, memfds, control sockets, pins: a few per thread), whatever the
+ * calls pass. */
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+#define FD_SLACK 24 /* more than this above the warmed-up count is a leak */
+static int fd_baseline;
+
+/* One call in each mode, so that what each engine opens lazily is open. */
+static void warm_up(void)
+{
+	int fds[2] = { pools[0].base + S_TCP_BLK, pools[0].base + S_DEVNULL }, i, j;
+	size_t rets[2];
+	int errs[2];
+
+	for (i = 0; i < nmodes; i++) {
+		if (set_mode(modes[i]))
+			abort();
+		for (j = 0; j < 3; j++) {
+			/* small and large payloads: the default mode tries each engine */
+			struct iovec v = { pattern, j == 0 ? 100 : j == 1 ? 20000 : 200000 };
+
+			writevv(fds, 2, &v, 1, rets, errs);
+		}
+	}
+	pool_restore();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *pin = getenv("WVV_FUZZ_ENGINE");
@@ -684,6 +725,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_writevv: WVV_FUZZ_ENGINE=%s: no such engine\n", pin);
 		exit(2);
 	}
+	warm_up();
+	fd_baseline = open_fds();
 	fprintf(stderr, "fuzz_writevv: modes:");
 	for (i = 0; i < nmodes; i++)
 		fprintf(stderr, " %s", mode_name(modes[i]));
@@ -691,7 +734,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void run_input(const uint8_t *data, size_t size)
 {
 	static int fa[MAX_FDS], fb[MAX_FDS], ea[MAX_FDS], eb[MAX_FDS];
 	static size_t ra[MAX_FDS], rb[MAX_FDS];
@@ -731,5 +774,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_call(k, r1, e1, ra, ea, r2, e2, rb, eb);
 	}
 	pool_restore();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int before = open_fds(), after, again;
+
+	run_input(data, size);
+	after = open_fds();
+	if (after > before) {
+		/* An engine may open something the first time (its ring, its
+		 * memfd...). Growing again at each repetition is a leak. */
+		for (again = 0; again < 4; again++) {
+			int b = open_fds();
+
+			run_input(data, size);
+			if (open_fds() <= b)
+				break;
+		}
+		if (again == 4)
+			mismatch("descriptor leak: this input opens descriptors it never closes "
+				 "(%d open before it, %d after it and 4 repetitions; %d after the "
+				 "warm-up)", before, open_fds(), fd_baseline);
+	}
+	if (open_fds() > fd_baseline + FD_SLACK)
+		mismatch("descriptor leak: %d descriptors open, %d after the warm-up (the "
+			 "library's own must not grow with the calls)", open_fds(), fd_baseline);
 	return 0;
 }
