@@ -788,6 +788,29 @@ static int grow_batch_buffers(struct call_state *cs)
  * planned for at most this, never for what a hostile length claims. */
 #define RW_COUNT_MAX ((size_t)INT_MAX & ~(size_t)4095)
 
+/*
+ * Does an iovec reach beyond user space (a kernel address, a length that
+ * wraps)? writev refuses the whole call with EFAULT before writing a byte
+ * (access_ok on every iovec); frames sent one by one would deliver those
+ * before it. (USER_END is x86-64's with 4-level page tables, the lowest of
+ * the 64-bit ones: an iovec above it on a larger address space only goes to
+ * writev, which is always exact.)
+ */
+#define USER_END ((uintptr_t)1 << 47)
+static bool beyond_user_space(const struct wvv_call *c)
+{
+	int i;
+
+	for (i = 0; i < c->iovcnt; i++) {
+		uintptr_t base = (uintptr_t)c->iov[i].iov_base;
+		size_t len = c->iov[i].iov_len;
+
+		if (len && (base >= USER_END || len > USER_END - base))
+			return true;
+	}
+	return false;
+}
+
 int wvv_kernel_run(struct wvv_call *c)
 {
 	struct call_state cs;
@@ -796,10 +819,11 @@ int wvv_kernel_run(struct wvv_call *c)
 	uint32_t gen;
 	int err, i, start, r;
 
-	if (c->total == 0 || c->total > RW_COUNT_MAX)
-		return -EINVAL; /* nothing to frame, or more than one writev writes
+	if (c->total == 0 || c->total > RW_COUNT_MAX || beyond_user_space(c))
+		return -EINVAL; /* nothing to frame, more than one writev writes
 				 * (a length near SSIZE_MAX is hostile input: writev
-				 * refuses it with EFAULT, in no memory): writev's own
+				 * refuses it with EFAULT, in no memory), or an iovec
+				 * writev refuses before writing anything: writev's own
 				 * answer is exact */
 	memset(&cs, 0, sizeof(cs));
 	cs.c = c;
