@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -701,6 +702,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	guard = pattern + PAT_SIZE;
 	mprotect(guard, PAGE, PROT_NONE);
 	pool_init();
+	/* libFuzzer's -timeout alarm would interrupt a blocking writev of the
+	 * loop half way (a partial count, as writev does on a signal): it goes
+	 * to the other threads (the drain thread unblocks it). */
+	{
+		sigset_t alrm;
+
+		sigemptyset(&alrm);
+		sigaddset(&alrm, SIGALRM);
+		pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+	}
 	if (getenv("WVV_FUZZ_SKIP")) {
 		skip_hugefd = !!strstr(getenv("WVV_FUZZ_SKIP"), "hugefd");
 		skip_badiov = !!strstr(getenv("WVV_FUZZ_SKIP"), "badiov");
