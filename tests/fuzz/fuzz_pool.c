@@ -325,10 +325,14 @@ static long long now_ms(void)
 
 #define COLLECT_TIMEOUT_MS 5000
 
-void pool_collect(int p, int k, unsigned successes)
+long long pool_collect_deadline(void)
+{
+	return now_ms() + COLLECT_TIMEOUT_MS;
+}
+
+void pool_collect(int p, int k, unsigned successes, long long deadline)
 {
 	struct slot *s = &pools[p].s[k];
-	long long deadline = now_ms() + COLLECT_TIMEOUT_MS;
 	int fd = pools[p].base + k;
 
 	switch (s->kind) {

@@ -75,7 +75,9 @@ const char *slot_name(enum slot_kind k);
 
 void want_append(struct slot *s, const void *buf, size_t len);
 /* Read what slot k of pool p received after a call that was told to
- * deliver s->want_len bytes to it (waiting for them up to a few seconds). */
-void pool_collect(int p, int k, unsigned successes);
+ * deliver s->want_len bytes to it (waiting for them until 'deadline', one
+ * for all the slots of a call: a few seconds from pool_collect_deadline()). */
+long long pool_collect_deadline(void);
+void pool_collect(int p, int k, unsigned successes, long long deadline);
 
 #endif

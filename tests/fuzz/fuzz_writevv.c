@@ -524,6 +524,7 @@ static void check_call(const struct call *k, int ra_ret, int a_errno, const size
 		       const int *ea, int rb_ret, int b_errno, const size_t *rb, const int *eb)
 {
 	unsigned successes[2][NSLOTS];
+	long long deadline;
 	size_t have;
 	int i, p, s;
 	char t[160], x[64], y[64];
@@ -577,11 +578,12 @@ static void check_call(const struct call *k, int ra_ret, int a_errno, const size
 			successes[p][k->sel[i]]++;
 		}
 	}
+	deadline = pool_collect_deadline();
 	for (s = 0; s < NSLOTS; s++) {
 		struct slot *a = &pools[0].s[s], *b = &pools[1].s[s];
 
-		pool_collect(0, s, successes[0][s]);
-		pool_collect(1, s, successes[1][s]);
+		pool_collect(0, s, successes[0][s], deadline);
+		pool_collect(1, s, successes[1][s], deadline);
 		for (p = 0; p < 2; p++) {
 			struct slot *sl = p ? b : a;
 			size_t j;
