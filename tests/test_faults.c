@@ -20,7 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -290,10 +296,65 @@ static void test_fault_shapes(void **state)
 		}
 }
 
+/* Refuse process_vm_readv (EPERM) in this process, as a sandbox may. */
+static int refuse_process_vm_readv(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_process_vm_readv, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/*
+ * Where process_vm_readv is refused, the zero-copy engine cannot copy
+ * safely: every call still gets writev's answers (the iouring engine runs
+ * them), and the zerocopy mode then reports that engine. In a child, whose
+ * filter the test process does not keep.
+ */
+static void test_copy_refused(void **state)
+{
+	int st;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int i;
+
+		if (refuse_process_vm_readv())
+			_exit(3);
+		/* a failed check here ends the child's copy of the test run
+		 * with a non-zero status */
+		for (i = 0; i < nshapes; i++)
+			compare_shape(&shapes[i]);
+		if (test_engine() == WRITEVV_MODE_ZEROCOPY) {
+			int mode = -1;
+
+			writevv_control(WRITEVV_GETMODE, &mode);
+			if (mode != WRITEVV_MODE_IOURING)
+				_exit(4);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("child: %s %d", WIFEXITED(st) ? "exit" : "signal",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fault_shapes),
+		cmocka_unit_test(test_copy_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
