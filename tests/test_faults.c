@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -38,9 +39,9 @@
 #define PG 4096
 #define ROUNDS 6 /* the default mode may pick another engine each time */
 
-enum { K_TCP, K_UNIX, K_UDGRAM, K_PIPE, K_FILE, K_NULL, K_UDP, NKINDS };
+enum { K_TCP, K_UNIX, K_UDGRAM, K_PIPE, K_FILE, K_NULL, K_UDP, K_BAD, K_NEG, NKINDS };
 static const char *kind_name[NKINDS] = { "tcp", "unix", "unix-dgram", "pipe", "file",
-					 "/dev/null", "udp" };
+					 "/dev/null", "udp", "not open", "negative" };
 
 struct target {
 	int tx, rx; /* rx: where its bytes can be read back (the file itself) */
@@ -110,6 +111,15 @@ static void open_target(int kind, struct target *t)
 	case K_UDP:
 		t->rx = udp_rx_pair(&t->tx);
 		break;
+	case K_BAD: /* writev: EBADF before it looks at the iovecs */
+		t->tx = INT_MAX - 7;
+		t->rx = -1;
+		assert_true(fcntl(t->tx, F_GETFD) < 0);
+		return;
+	case K_NEG:
+		t->tx = -1;
+		t->rx = -1;
+		return;
 	}
 	assert_true(t->tx >= 0);
 }
@@ -132,7 +142,8 @@ static size_t read_back(int kind, const struct target *t, unsigned char *buf, si
 
 static void close_target(struct target *t)
 {
-	close(t->tx);
+	if (t->tx >= 0)
+		close(t->tx);
 	if (t->rx >= 0)
 		close(t->rx);
 }
@@ -144,7 +155,7 @@ struct shape {
 };
 
 static int nshapes;
-static struct shape shapes[16];
+static struct shape shapes[20];
 
 static void add(const char *name, int iovcnt, void *b0, size_t l0, void *b1, size_t l1, void *b2,
 		size_t l2)
@@ -197,6 +208,11 @@ static void make_map(void)
 	add("overlapping iovecs", 3, p, 3000, p + 1000, 3000, p, 3000);
 	/* more than one kernel-engine frame (65488 bytes), fits every buffer */
 	add("70 KiB then unmapped", 1, hole - 70 * 1024, 70 * 1024 + 50, NULL, 0, NULL, 0);
+	add("a terabyte from a PROT_NONE page", 1, none, (size_t)1 << 40, NULL, 0, NULL, 0);
+	add("a terabyte from a readable page, then 10 bytes", 2, none - PG, (size_t)1 << 40, p, 10,
+	    NULL, 0);
+	add("10 bytes, then a terabyte from a PROT_NONE page", 2, p, 10, none, (size_t)1 << 40, NULL,
+	    0);
 	add("70 KiB in overlapping iovecs", 2, hole - 40 * 1024, 40 * 1024, hole - 60 * 1024,
 	    30 * 1024, NULL, 0);
 }
