@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +38,15 @@
 #include "writevv.h"
 
 #define PG 4096
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
+#define UNDER_ASAN 1
+#endif
 #define ROUNDS 6 /* the default mode may pick another engine each time */
 
 enum { K_TCP, K_UNIX, K_UDGRAM, K_PIPE, K_FILE, K_NULL, K_UDP, K_BAD, K_NEG, NKINDS };
@@ -124,20 +134,29 @@ static void open_target(int kind, struct target *t)
 	assert_true(t->tx >= 0);
 }
 
-/* Everything the receiver of t can give back now (all of it: the writes
- * were to a local peer, queued before the call returned). */
-static size_t read_back(int kind, const struct target *t, unsigned char *buf, size_t cap)
+/*
+ * What the receiver of t got: at least 'want' bytes (what the write
+ * reported) are waited for, since loopback delivery may be deferred to a
+ * softirq; then whatever else is there at once (bytes that should not be).
+ */
+static size_t read_back(const struct target *t, unsigned char *buf, size_t cap, size_t want)
 {
 	size_t got = 0;
 	ssize_t r;
+	int waited = 0;
 
 	if (t->rx < 0)
 		return 0;
-	if (kind == K_TCP) /* loopback: what was queued may still be in flight */
-		usleep(20000);
-	while (got < cap && (r = read(t->rx, buf + got, cap - got)) > 0)
-		got += (size_t)r;
-	return got;
+	for (;;) {
+		struct pollfd p = { t->rx, POLLIN, 0 };
+
+		while (got < cap && (r = read(t->rx, buf + got, cap - got)) > 0)
+			got += (size_t)r;
+		if (got >= want || waited >= 10000)
+			return got;
+		poll(&p, 1, 100);
+		waited += 100;
+	}
 }
 
 static void close_target(struct target *t)
@@ -208,11 +227,15 @@ static void make_map(void)
 	add("overlapping iovecs", 3, p, 3000, p + 1000, 3000, p, 3000);
 	/* more than one kernel-engine frame (65488 bytes), fits every buffer */
 	add("70 KiB then unmapped", 1, hole - 70 * 1024, 70 * 1024 + 50, NULL, 0, NULL, 0);
+#ifndef UNDER_ASAN
+	/* (ASan's writev checks the 2 GiB /dev/null reports as read, which
+	 * runs into its own redzones: these run in the plain build only.) */
 	add("a terabyte from a PROT_NONE page", 1, none, (size_t)1 << 40, NULL, 0, NULL, 0);
 	add("a terabyte from a readable page, then 10 bytes", 2, none - PG, (size_t)1 << 40, p, 10,
 	    NULL, 0);
 	add("10 bytes, then a terabyte from a PROT_NONE page", 2, p, 10, none, (size_t)1 << 40, NULL,
 	    0);
+#endif
 	add("70 KiB in overlapping iovecs", 2, hole - 40 * 1024, 40 * 1024, hole - 60 * 1024,
 	    30 * 1024, NULL, 0);
 }
@@ -275,8 +298,8 @@ static bool compare_shape(const struct shape *s)
 		if ((w < 0 ? (size_t)-1 : (size_t)w) != rets[k] || e != errs[k])
 			fail_msg("%s, %s: writevv %zd (errno %d), writev %zd (errno %d)", s->name,
 				 kind_name[k], (ssize_t)rets[k], errs[k], w, e);
-		la = read_back(k, &mine[k], a, cap);
-		lb = read_back(k, &twin[k], b, cap);
+		la = read_back(&mine[k], a, cap, errs[k] ? 0 : rets[k]);
+		lb = read_back(&twin[k], b, cap, w > 0 ? (size_t)w : 0);
 		if (la != lb || memcmp(a, b, la))
 			fail_msg("%s, %s: the receiver got %zu bytes, writev's %zu%s", s->name,
 				 kind_name[k], la, lb, la == lb ? " (not the same)" : "");

@@ -39,6 +39,15 @@
 #include "helpers.h"
 #include "writevv.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
+#define UNDER_ASAN 1
+#endif
+
 #define FILL 0x5a
 #define KIB 1024L
 /* Slack for the allocator and the test's own stacks and buffers. */
@@ -419,6 +428,11 @@ static void test_huge_lengths(void **state)
 	(void)state;
 	if (blew)
 		fail_msg("an earlier case exceeded its bound");
+#ifdef UNDER_ASAN
+	/* ASan's writev checks the 2 GiB /dev/null reports as read, which may
+	 * run into its own redzones: this case runs in the plain build only. */
+	skip();
+#endif
 	m = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(m != MAP_FAILED);
 	memset(m, FILL, 4096);
@@ -455,12 +469,7 @@ static void test_huge_lengths(void **state)
 	munmap(m, 2 * 4096);
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(UNDER_ASAN)
+#ifdef UNDER_ASAN
 /* ASan keeps freed blocks in a quarantine (256 MiB) and the stack of every
  * allocation site it sees (megabytes as new paths run): both would be
  * counted as the library's. This test measures memory, so it has neither. */
