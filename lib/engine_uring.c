@@ -94,7 +94,7 @@ static int ud_rec(uint64_t ud)
  * try the note would have spared it.
  */
 struct fd_note {
-	int fd;              /* the number it is about (-1: none) */
+	int fd;              /* the number it is about (a new entry: 0, without marks) */
 	uint8_t refused_for; /* zero-copy calls left that send it a copy instead */
 	uint8_t copied_for;  /* the same, where zero-copy was copied (default mode only) */
 	bool zc_sent;        /* its last zero-copy send moved data (its notification can
