@@ -56,7 +56,7 @@
 #define REPROBE_NS 1000000000ll
 #define SCRATCH_KEEP (1u << 20)
 /* Larger payloads are written by the writev loop: the frame plan is made
- * up front (56 bytes per 64 KiB frame), and an iov_len of a terabyte over
+ * up front (40 bytes per 64 KiB frame), and an iov_len of a terabyte over
  * an unmapped page (EFAULT for writev) must not cost gigabytes of plan.
  * Past this size one system call per target is nothing next to the copy. */
 #define KERNEL_TOTAL_MAX ((size_t)64 << 20)
