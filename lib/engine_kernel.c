@@ -28,7 +28,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -56,6 +55,11 @@
 #define CTL_SNDBUF (8 << 20)
 #define REPROBE_NS 1000000000ll
 #define SCRATCH_KEEP (1u << 20)
+/* Larger payloads are written by the writev loop: the frame plan is made
+ * up front (40 bytes per 64 KiB frame), and an iov_len of a terabyte over
+ * an unmapped page (EFAULT for writev) must not cost gigabytes of plan.
+ * Past this size one system call per target is nothing next to the copy. */
+#define KERNEL_TOTAL_MAX ((size_t)64 << 20)
 
 /* ---- process-wide engine state ----------------------------------------- */
 
@@ -784,17 +788,14 @@ static int grow_batch_buffers(struct call_state *cs)
 	return 0;
 }
 
-/* The most one writev writes (the kernel's MAX_RW_COUNT): frames are
- * planned for at most this, never for what a hostile length claims. */
-#define RW_COUNT_MAX ((size_t)INT_MAX & ~(size_t)4095)
-
 /*
  * Does an iovec reach beyond user space (a kernel address, a length that
  * wraps)? writev refuses the whole call with EFAULT before writing a byte
  * (access_ok on every iovec); frames sent one by one would deliver those
- * before it. (USER_END is x86-64's with 4-level page tables, the lowest of
- * the 64-bit ones: an iovec above it on a larger address space only goes to
- * writev, which is always exact.)
+ * before it. USER_END is where x86-64's user space ends with 4-level page
+ * tables; an iovec above it on a larger address space only goes to writev,
+ * which is always exact. (Where user space ends lower, e.g. arm64 with
+ * 39-bit addresses, an iovec between that end and USER_END is not caught.)
  */
 #define USER_END ((uintptr_t)1 << 47)
 static bool beyond_user_space(const struct wvv_call *c)
@@ -819,12 +820,12 @@ int wvv_kernel_run(struct wvv_call *c)
 	uint32_t gen;
 	int err, i, start, r;
 
-	if (c->total == 0 || c->total > RW_COUNT_MAX || beyond_user_space(c))
-		return -EINVAL; /* nothing to frame, more than one writev writes
-				 * (a length near SSIZE_MAX is hostile input: writev
-				 * refuses it with EFAULT, in no memory), or an iovec
-				 * writev refuses before writing anything: writev's own
-				 * answer is exact */
+	if (c->total == 0)
+		return -EINVAL; /* nothing to frame: writev's own answer is exact */
+	if (c->total > KERNEL_TOTAL_MAX)
+		return -E2BIG;
+	if (beyond_user_space(c))
+		return -EFAULT; /* writev refuses it whole, before writing anything */
 	memset(&cs, 0, sizeof(cs));
 	cs.c = c;
 	cs.tg = calloc((size_t)c->fdcnt, sizeof(*cs.tg));
