@@ -334,12 +334,14 @@ static void store_result(struct wvv_call *c, int t, size_t done, int res)
 	else if (res >= 0)
 		wvv_finish_target(c, t, done + (size_t)res);
 	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
-		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT)
+		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT || res == -EINVAL)
 		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
 		 * here, and writev says if it was more; EFAULT: SENDMSG and
 		 * WRITEV read the iovecs before they look at the descriptor,
 		 * where writev answers EBADF or EINVAL (an O_RDONLY or epoll fd)
-		 * or a pipe takes the readable part first */
+		 * or a pipe takes the readable part first; EINVAL: io_uring
+		 * refuses an iovec longer than MAX_RW_COUNT, which writev cuts
+		 * to MAX_RW_COUNT (/dev/null takes it) */
 		wvv_finish_target(c, t, done);
 	else
 		wvv_set_result(c, t, res);
