@@ -48,6 +48,11 @@
 
 static unsigned char *pattern; /* PAT_SIZE readable bytes */
 static unsigned char *guard;   /* the PROT_NONE page right after them */
+/* 2 GiB of PROT_NONE address space: where a writev of MAX_RW_COUNT bytes
+ * that succeeded without reading them (/dev/null) is checked by ASan's
+ * writev interceptor, which then finds clean shadow, not a neighbour's. */
+static unsigned char *huge_area;
+#define HUGE_AREA ((size_t)1 << 31)
 
 /* ---- modes ------------------------------------------------------------- */
 
@@ -185,11 +190,14 @@ static void decode_iov(struct reader *r, struct iovec *v, size_t *bad_at, int *i
 			v->iov_len = 1 + len % 4096;
 			*bad_at = 0;
 			*import_bad = 1;
-		} else if (shape >= 150) { /* total near SSIZE_MAX */
-			v->iov_base = pattern;
+		} else if (shape >= 150) {
+			/* total near SSIZE_MAX, over a reservation nothing can
+			 * read: writev answers EFAULT, or, on /dev/null (which
+			 * reads nothing), MAX_RW_COUNT where the kernel does not
+			 * check the length at import (6.18 does not) */
+			v->iov_base = huge_area;
 			v->iov_len = (size_t)SSIZE_MAX - (len % 2);
-			*bad_at = PAT_SIZE;
-			*import_bad = 1; /* beyond the address space: access_ok fails */
+			*bad_at = 0;
 		} else { /* valid base, length 0 */
 			v->iov_base = pattern + off;
 			v->iov_len = 0;
@@ -703,6 +711,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		pattern[i] = (unsigned char)((unsigned)i * 2654435761u >> 13);
 	guard = pattern + PAT_SIZE;
 	mprotect(guard, PAGE, PROT_NONE);
+	huge_area = mmap(NULL, HUGE_AREA, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			 -1, 0);
+	if (huge_area == MAP_FAILED)
+		abort();
 	pool_init();
 	/* libFuzzer's -timeout alarm would interrupt a blocking writev of the
 	 * loop half way (a partial count, as writev does on a signal): it goes

@@ -48,7 +48,7 @@ IOV_GUARD_RUN_IN = iov_shape(8, 3000, 1000)   # 1000 readable bytes, then PROT_N
 IOV_GUARD = iov_shape(9, 500, 10)             # starts in the PROT_NONE page
 IOV_UNMAPPED = iov_shape(10, 700, 16)         # below mmap_min_addr
 IOV_KERNEL = iov_shape(203, 100, 3)           # a kernel address
-IOV_SSIZE_MAX = iov_shape(155, 0, 0)          # length SSIZE_MAX
+IOV_SSIZE_MAX = iov_shape(155, 0, 0)          # length SSIZE_MAX over PROT_NONE
 IOV_ZERO = iov_shape(11, 0, 40)               # valid base, length 0
 
 
@@ -102,6 +102,10 @@ def seeds():
     # a kernel address after 256 KiB of good iovecs: writev writes nothing (EFAULT)
     yield "iov-kernel-address-after-frames", inp(call("kernel", ["tcp-blk", "tcp-blk2"],
                                                       [iov_normal(65535)] * 4 + [IOV_KERNEL]))
+    # one iovec of SSIZE_MAX bytes: EFAULT, but MAX_RW_COUNT from /dev/null (6.18), EMSGSIZE from UDP
+    for mode in ("iouring", "kernel", "zerocopy"):
+        yield f"iov-ssize-max-alone-{mode}", inp(call(mode, ["devnull", "tcp-blk", "pipe-nb", "udp", "devnull"],
+                                                      [IOV_SSIZE_MAX]))
     yield "iov-overlap", inp(call("default", ["tcp-blk", "file"],
                                   [iov_normal(4000, 0), iov_normal(4000, 100), iov_normal(4000, 0)]))
     yield "iov-max-one-byte", inp(call("iouring", ["tcp-blk", "pipe-blk", "udp"], [], iovcnt_sel=16))
