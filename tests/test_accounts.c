@@ -13,6 +13,7 @@
  *   tamper     rewrite wvv_config, zero wvv_stats, re-point wvv_rings, put a
  *              socket of its own in the victim's wvv_ctl (to spoof a slot)
  *   exhaust    take every free slot, fill wvv_targets with keys of one socket
+ * test_outsider does all of it from an account outside G.
  * Each test asserts that the attacker reaches nothing and gets nothing, that
  * each client of the victim gets exactly the bytes writevv reported (no
  * loss, no duplicate, in sequence), that every frame went through the
@@ -69,12 +70,13 @@
 #define TARGETS 256
 
 static struct {
-	char group[32], victim[32], attacker[32];
-	uid_t vuid, auid;
-	gid_t gid;
+	char group[32], victim[32], attacker[32], outsider[32];
+	uid_t vuid, auid, ouid;
+	gid_t gid, ogid;
+	int outside; /* the attacker of this test is the outsider (not in G) */
 	char dir[256];
 	int need_cap;
-	int made_group, made_victim, made_attacker;
+	int made_group, made_victim, made_attacker, made_outsider;
 } ac_cfg;
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -96,8 +98,9 @@ static void drop_to(uid_t uid)
 {
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2];
+	gid_t gid = uid == ac_cfg.ouid ? ac_cfg.ogid : ac_cfg.gid;
 
-	if (setgroups(1, &ac_cfg.gid) || setresgid(ac_cfg.gid, ac_cfg.gid, ac_cfg.gid))
+	if (setgroups(1, &gid) || setresgid(gid, gid, gid))
 		_exit(90);
 	if (ac_cfg.need_cap && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0))
 		_exit(91);
@@ -189,6 +192,15 @@ static int setup(void **state)
 	if (sh("useradd -M -N -g %s -d /nonexistent -s /usr/sbin/nologin %s", ac_cfg.group, ac_cfg.attacker))
 		return -1;
 	ac_cfg.made_attacker = 1;
+	snprintf(ac_cfg.outsider, sizeof(ac_cfg.outsider), "wvvt%do", pid);
+	if (sh("useradd -M -N -g nogroup -d /nonexistent -s /usr/sbin/nologin %s", ac_cfg.outsider))
+		return -1;
+	ac_cfg.made_outsider = 1;
+	pw = getpwnam(ac_cfg.outsider);
+	if (!pw)
+		return -1;
+	ac_cfg.ouid = pw->pw_uid;
+	ac_cfg.ogid = pw->pw_gid;
 	g = getgrnam(ac_cfg.group);
 	if (!g)
 		return -1;
@@ -219,6 +231,8 @@ static int teardown(void **state)
 {
 	(void)state;
 	sh("%s unload --pin-dir %s >/dev/null", loader_path(), ac_cfg.dir);
+	if (ac_cfg.made_outsider)
+		sh("userdel %s", ac_cfg.outsider);
 	if (ac_cfg.made_attacker)
 		sh("userdel %s", ac_cfg.attacker);
 	if (ac_cfg.made_victim)
@@ -441,6 +455,11 @@ static int victim_main(int status_w, int cmd_r)
 
 enum attack { STEAL, DUPLICATE, FDLEAK, TAMPER, EXHAUST };
 
+static uid_t attacker_uid(void)
+{
+	return ac_cfg.outside ? ac_cfg.ouid : ac_cfg.auid;
+}
+
 /* Every pin tree the attacker can see, but its own. */
 static int trees(char out[][512], int max)
 {
@@ -451,7 +470,7 @@ static int trees(char out[][512], int max)
 
 	snprintf(out[n++], 512, "%s", ac_cfg.dir);
 	snprintf(udir, sizeof(udir), "%s/%s", ac_cfg.dir, WVV_PIN_ACCOUNT_DIR);
-	snprintf(own, sizeof(own), "%u", (unsigned)ac_cfg.auid);
+	snprintf(own, sizeof(own), "%u", (unsigned)attacker_uid());
 	d = opendir(udir);
 	if (!d)
 		return n;
@@ -502,7 +521,7 @@ static int attacker_main(enum attack what, int status_w, int cmd_r)
 	__u32 id = 0;
 	char c;
 
-	drop_to(ac_cfg.auid);
+	drop_to(attacker_uid());
 	nt = trees(tr, 16);
 	if (tcp_pair(&tx, &rx, "127.0.0.1"))
 		return 3;
@@ -557,7 +576,7 @@ static int attacker_main(enum attack what, int status_w, int cmd_r)
 				free(z);
 			}
 			snprintf(ownring, sizeof(ownring), "%s/%s/%u/%s/0", ac_cfg.dir,
-				 WVV_PIN_ACCOUNT_DIR, (unsigned)ac_cfg.auid, WVV_PIN_RING_DIR);
+				 WVV_PIN_ACCOUNT_DIR, (unsigned)attacker_uid(), WVV_PIN_RING_DIR);
 			own_ring = obj_get(ownring, 0);
 			if (own_ring < 0)
 				own_ring = pin_in(tr[t], WVV_PIN_RING_DIR "/0");
@@ -725,6 +744,18 @@ static void test_steal(void **state)
 	run_attack(STEAL);
 }
 
+/* An account outside G: every attack at once, from further away. */
+static void test_outsider(void **state)
+{
+	enum attack a;
+
+	(void)state;
+	ac_cfg.outside = 1;
+	for (a = STEAL; a <= EXHAUST; a++)
+		run_attack(a);
+	ac_cfg.outside = 0;
+}
+
 static void test_duplicate(void **state)
 {
 	(void)state;
@@ -757,6 +788,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fdleak, load),
 		cmocka_unit_test_setup(test_tamper, load),
 		cmocka_unit_test_setup(test_exhaust, load),
+		cmocka_unit_test_setup(test_outsider, load),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
