@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* writevv-loader status: what is pinned, its sizes, use and counters. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +246,30 @@ static void print_text(const char *dir, const struct status *s)
 	}
 }
 
+/* The accounts of a --group load, each with a tree of its own. */
+static void print_accounts(const char *dir)
+{
+	char udir[PATH_MAX];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	if (join(udir, dir, WVV_PIN_ACCOUNT_DIR) || !(d = opendir(udir)))
+		return;
+	while ((e = readdir(d))) {
+		const char *c = e->d_name;
+
+		while (*c >= '0' && *c <= '9')
+			c++;
+		if (c == e->d_name || *c)
+			continue;
+		printf("%s %s", n++ ? "" : "  accounts ", e->d_name);
+	}
+	closedir(d);
+	if (n)
+		printf("  (uids with a load of their own: status --pin-dir %s/<uid>)\n", udir);
+}
+
 int cmd_status(const char *dir, bool json)
 {
 	struct status s;
@@ -270,9 +296,11 @@ int cmd_status(const char *dir, bool json)
 	err = collect(dir, &s);
 	if (err)
 		return err;
-	if (json)
+	if (json) {
 		print_json(dir, &s);
-	else
+	} else {
 		print_text(dir, &s);
+		print_accounts(dir);
+	}
 	return 0;
 }
