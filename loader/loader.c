@@ -507,7 +507,8 @@ static int cmd_load(const struct opts *o)
 	if (err < 0)
 		return err;
 	if (!g) {
-		printf("  access owner only (dirs 0700, pins 0600)\n");
+		if (err == 0)
+			printf("  access owner only (dirs 0700, pins 0600)\n");
 		return 0;
 	}
 	/* An earlier load without --group: let the group traverse DIR. */

@@ -13,7 +13,9 @@
  *   tamper     rewrite wvv_config, zero wvv_stats, re-point wvv_rings, put a
  *              socket of its own in the victim's wvv_ctl (to spoof a slot)
  *   exhaust    take every free slot, fill wvv_targets with keys of one socket
- * test_outsider does all of it from an account outside G.
+ * test_outsider does all of it from an account outside G; test_late_member
+ * checks that an account joining G later gets a tree of its own only at the
+ * next `load --group G`.
  * Each test asserts that the attacker reaches nothing and gets nothing, that
  * each client of the victim gets exactly the bytes writevv reported (no
  * loss, no duplicate, in sequence), that every frame went through the
@@ -77,6 +79,7 @@ static struct {
 	char dir[256];
 	int need_cap;
 	int made_group, made_victim, made_attacker, made_outsider;
+	char late[40]; /* the late member, while it exists */
 } ac_cfg;
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -241,6 +244,8 @@ static int teardown(void **state)
 {
 	(void)state;
 	sh("%s unload --pin-dir %s >/dev/null", loader_path(), ac_cfg.dir);
+	if (ac_cfg.late[0])
+		sh("userdel %s", ac_cfg.late);
 	if (ac_cfg.made_outsider)
 		sh("userdel %s", ac_cfg.outsider);
 	if (ac_cfg.made_attacker)
@@ -754,6 +759,67 @@ static void test_steal(void **state)
 	run_attack(STEAL);
 }
 
+/*
+ * An account that joins G after the load has no tree, so no kernel mode
+ * (and no access to anyone else's); `load --group G` again gives it one
+ * and leaves the victim's alone.
+ */
+static int late_member_mode(uid_t uid)
+{
+	int st, m = WRITEVV_MODE_KERNEL;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		drop_to(uid);
+		setenv("WRITEVV_PIN_DIR", ac_cfg.dir, 1);
+		writevv_control(WRITEVV_SETMODE, &m);
+		/* GETMODE: the engine a call would use now. */
+		m = -1;
+		writevv_control(WRITEVV_GETMODE, &m);
+		if (m != WRITEVV_MODE_KERNEL)
+			fprintf(stderr, "late member: %s\n", writevv_kernel_status());
+		_exit(m == WRITEVV_MODE_KERNEL ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void test_late_member(void **state)
+{
+	char *name = ac_cfg.late, path[512];
+	struct passwd *pw;
+	uid_t uid;
+
+	(void)state;
+	snprintf(name, sizeof(ac_cfg.late), "wvvt%dl", (int)getpid());
+	if (sh("useradd -M -N -g %s -d /nonexistent -s /usr/sbin/nologin %s", ac_cfg.group, name)) {
+		name[0] = '\0';
+		fail();
+	}
+	pw = getpwnam(name);
+	assert_non_null(pw);
+	uid = pw->pw_uid;
+	ac_cfg.ouid = uid; /* drop_to: its own gid is G, like the members' */
+	ac_cfg.ogid = ac_cfg.gid;
+	snprintf(path, sizeof(path), "%s/%s/%u", ac_cfg.dir, WVV_PIN_ACCOUNT_DIR, (unsigned)uid);
+	assert_int_not_equal(access(path, F_OK), 0);
+	assert_int_equal(late_member_mode(uid), 1);
+	assert_int_equal(sh("%s load --pin-dir %s --group %s --slots %d --targets %d >/dev/null",
+			    loader_path(), ac_cfg.dir, ac_cfg.group, SLOTS, TARGETS), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(late_member_mode(uid), 0);
+	/* The victim's tree was kept, and it still works. */
+	run_attack(STEAL);
+	pw = getpwnam(ac_cfg.outsider);
+	assert_non_null(pw);
+	ac_cfg.ouid = pw->pw_uid;
+	ac_cfg.ogid = pw->pw_gid;
+	sh("userdel %s", name);
+	name[0] = '\0';
+}
+
 /* An account outside G: every attack at once, from further away. */
 static void test_outsider(void **state)
 {
@@ -799,6 +865,7 @@ int main(void)
 		cmocka_unit_test_setup(test_tamper, load),
 		cmocka_unit_test_setup(test_exhaust, load),
 		cmocka_unit_test_setup(test_outsider, load),
+		cmocka_unit_test_setup(test_late_member, load),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
