@@ -467,8 +467,9 @@ static int load_accounts(const struct opts *o, const struct group *g)
 		}
 	}
 	if (err >= 0)
-		printf("  accounts  %d of group %s, each with its own program and maps under %s/<uid> (%d new, %d there already; %u slots, %u targets each)\n",
-		       n, g->gr_name, udir, made, had, o->slots, o->targets);
+		printf("  accounts  %d of group %s, each with its own program and maps under %s/<uid> (%d new, %d there already; %u slots, %u targets, %llu MiB of status rings each)\n",
+		       n, g->gr_name, udir, made, had, o->slots, o->targets,
+		       (unsigned long long)o->slots * WVV_RING_BYTES >> 20);
 	free(uids);
 	return err < 0 ? err : 0;
 }
