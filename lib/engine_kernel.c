@@ -275,8 +275,10 @@ static int control_pair(int *ctl, int *peer, uint16_t *lport, uint16_t *rport)
 	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 64) ||
 	    getsockname(lfd, (struct sockaddr *)&a, &alen))
 		goto fail;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)))
+	/* Non-blocking connect: if others filled the listener's backlog
+	 * first, our connect completes once they are accepted and closed. */
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c < 0 || (connect(c, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS))
 		goto fail;
 	*rport = ntohs(a.sin_port);
 	alen = sizeof(a);
@@ -290,6 +292,20 @@ static int control_pair(int *ctl, int *peer, uint16_t *lport, uint16_t *rport)
 		errno = -p;
 		p = -1;
 		goto fail;
+	}
+	{
+		struct pollfd pc = { .fd = c, .events = POLLOUT };
+		socklen_t elen = sizeof(err);
+
+		err = 0;
+		if (poll(&pc, 1, 1000) != 1 || getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &elen) ||
+		    err) {
+			errno = err ? err : ETIMEDOUT;
+			goto fail;
+		}
+		/* Blocking again, as before (its sends say MSG_DONTWAIT). */
+		if (fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK))
+			goto fail;
 	}
 	setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(p, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
