@@ -14,7 +14,8 @@
 
 const char *wvv_pin_dir(void)
 {
-	const char *d = getenv("WRITEVV_PIN_DIR");
+	/* Not from the environment of a set-id or file-capability program. */
+	const char *d = secure_getenv("WRITEVV_PIN_DIR");
 
 	return d && *d ? d : WVV_PIN_DIR_DEFAULT;
 }
