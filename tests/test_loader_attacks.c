@@ -21,7 +21,8 @@
  *
  * WVV_ATTACK_REAL_AGE=1 ages the leftovers for real (61 s each) instead of
  * using the test build's WRITEVV_LOADER_TEST_STALE_AGE, so that a loader
- * without the hooks (an older build) can be run through the same attacks.
+ * without the hooks (an older build, WRITEVV_LOADER=...) can be run through
+ * the same attacks; WVV_ATTACK_ONLY=pattern runs only some of them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -159,6 +160,17 @@ static void assert_victim_intact(void)
 	}
 	assert_int_equal(run(out, sizeof(out), "WRITEVV_PIN_DIR=%s /proc/%d/exe --victim-check",
 			     victim, (int)getpid()), 0);
+}
+
+/* A fresh victim load (so that each attack is judged on its own). */
+static void reload_victim(void)
+{
+	char args[NAME_LEN + 128];
+
+	snprintf(args, sizeof(args), "unload --pin-dir %s", victim);
+	loader(NULL, 0, NULL, args);
+	snprintf(args, sizeof(args), "load --group %s --slots 2 --targets 64 --pin-dir %s", group, victim);
+	assert_int_equal(loader(NULL, 0, NULL, args), 0);
 }
 
 static bool exists(const char *path)
@@ -344,10 +356,21 @@ static void test_squat_pin_dir(void **state)
 	assert_false(exists(dir));
 	assert_true(exists(path));
 	rm_rf(aside);
+}
 
+static void test_squat_symlink(void **state)
+{
+	char dir[NAME_LEN], aside[PATH_MAX], prefix[NAME_LEN + 16], out[8192];
+	char args[PATH_MAX + 128];
+	struct stat st;
+
+	(void)state;
 	/* A symlink to another load's pin directory at the name. */
 	name_of(dir, "sl");
 	assert_int_equal(as_attacker(squat_symlink, dir), 0);
+	snprintf(args, sizeof(args), "status --pin-dir %s", dir);
+	assert_int_equal(loader(out, sizeof(out), NULL, args), 0);
+	assert_non_null(strstr(out, "not loaded"));  /* not the load behind it */
 	snprintf(args, sizeof(args), "load --group %s --slots 2 --targets 64 --pin-dir %s", group, dir);
 	assert_int_equal(loader(out, sizeof(out), NULL, args), 0);
 	assert_pin_dir_is_ours(dir);
@@ -408,10 +431,17 @@ static void test_unload_leaves_foreign(void **state)
 	struct stat st;
 
 	(void)state;
-	/* unload of a name the attacker made: not a loader's, not deleted. */
+	/* unload of a name the attacker made, empty or not: not a loader's,
+	 * so "not loaded", and not deleted. */
 	name_of(dir, "uf");
-	assert_int_equal(as_attacker(squat_dir, dir), 0);
+	assert_int_equal(as_attacker(squat_temp, dir), 0);
 	snprintf(args, sizeof(args), "unload --pin-dir %s", dir);
+	assert_int_equal(loader(out, sizeof(out), NULL, args), 0);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_int_equal(st.st_uid, att_uid);
+	assert_non_null(strstr(out, "not loaded"));
+	rm_rf(dir);
+	assert_int_equal(as_attacker(squat_dir, dir), 0);
 	assert_int_equal(loader(out, sizeof(out), NULL, args), 0);
 	assert_non_null(strstr(out, "not loaded"));
 	snprintf(path, sizeof(path), "%s/mine", dir);
@@ -553,6 +583,7 @@ static void test_sweep_swap_by_attacker(void **state)
 
 	(void)state;
 	/* The attacker's own aged directory with a dead loader's name. */
+	reload_victim();
 	name_of(unload_dir, "au");
 	memset(&s, 0, sizeof(s));
 	snprintf(s.cand, sizeof(s.cand), "%s-tmp-%d", unload_dir, (int)dead_pid());
@@ -583,6 +614,7 @@ static void test_sweep_swap_after_checks(void **state)
 	 * is the descriptors' own defence): the sweep must remove the pins of
 	 * the directory it checked and nothing behind the symlink.
 	 */
+	reload_victim();
 	name_of(unload_dir, "ar");
 	memset(&s, 0, sizeof(s));
 	snprintf(s.cand, sizeof(s.cand), "%s-tmp-%d", unload_dir, (int)dead_pid());
@@ -710,6 +742,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_mount_mode),
 		cmocka_unit_test(test_unsafe_mount_refused),
 		cmocka_unit_test(test_squat_pin_dir),
+		cmocka_unit_test(test_squat_symlink),
 		cmocka_unit_test(test_squat_temp_name),
 		cmocka_unit_test(test_unload_leaves_foreign),
 		cmocka_unit_test(test_sweep_swap_by_attacker),
@@ -721,5 +754,7 @@ int main(int argc, char **argv)
 
 	if (argc == 2 && !strcmp(argv[1], "--victim-check"))
 		return cmocka_run_group_tests(check, NULL, NULL);
+	if (getenv("WVV_ATTACK_ONLY"))  /* e.g. "test_sweep*" */
+		cmocka_set_test_filter(getenv("WVV_ATTACK_ONLY"));
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
