@@ -620,40 +620,44 @@ int pin_dir_publish(const char *tmp, const char *dir)
 	char aside[NAME_MAX + 1], hex[17];
 	const char *base, *tmp_base = strrchr(tmp, '/') + 1;
 	struct stat st;
-	int pfd = open_pin_parent(dir, &base, false), err;
+	int pfd = open_pin_parent(dir, &base, false), err = -EAGAIN, tries;
 
 	if (pfd < 0)
 		return pfd;
-	err = renameat2(pfd, tmp_base, pfd, base, RENAME_NOREPLACE) ? -errno : 0;
-	if (err != -EEXIST && err != -ENOTEMPTY)
-		goto out;
-	/* Something is there. Another loader's directory wins; an entry made
-	 * by another user (a squatter) is swapped out atomically and kept,
-	 * untouched, under a new name. */
-	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) || st.st_uid == geteuid() || st.st_uid == 0)
-		goto out;
-	if (renameat2(pfd, tmp_base, pfd, base, RENAME_EXCHANGE)) {
+	/* If something is there, exchange it for ours atomically and look at
+	 * it: another loader's directory is put back and wins (-EEXIST); an
+	 * entry made by another user (a squatter) is kept, untouched, under a
+	 * new name. A squatter's entry that comes and goes is tried again. */
+	for (tries = 0; tries < 1000 && err == -EAGAIN; tries++) {
+		if (!renameat2(pfd, tmp_base, pfd, base, RENAME_NOREPLACE)) {
+			err = 0;
+			break;
+		}
 		err = -errno;
-		goto out;
+		if (err != -EEXIST && err != -ENOTEMPTY)
+			break;
+		if (renameat2(pfd, tmp_base, pfd, base, RENAME_EXCHANGE)) {
+			err = errno == ENOENT ? -EAGAIN : -errno;
+			continue;
+		}
+		if (fstatat(pfd, tmp_base, &st, AT_SYMLINK_NOFOLLOW) || st.st_uid == geteuid() ||
+		    st.st_uid == 0) {
+			err = renameat2(pfd, tmp_base, pfd, base, RENAME_EXCHANGE) ? -errno : -EEXIST;
+			break;
+		}
+		err = random_hex(hex);
+		if (!err && snprintf(aside, sizeof(aside), "%s-squatted-%s", base, hex) >= (int)sizeof(aside))
+			err = -ENAMETOOLONG;
+		if (!err && renameat2(pfd, tmp_base, pfd, aside, RENAME_NOREPLACE))
+			err = -errno;
+		if (err)
+			errmsg("warning: %s was %s made by uid %u, not by a loader; it is now at %s (untouched)",
+			       dir, kind_of(st.st_mode), (unsigned int)st.st_uid, tmp);
+		else
+			errmsg("warning: %s was %s made by uid %u, not by a loader: moved it aside to %.*s%s (untouched)",
+			       dir, kind_of(st.st_mode), (unsigned int)st.st_uid, (int)(base - dir), dir, aside);
+		err = 0;
 	}
-	if (!fstatat(pfd, tmp_base, &st, AT_SYMLINK_NOFOLLOW) && (st.st_uid == geteuid() || st.st_uid == 0)) {
-		/* A loader published in between: put it back and judge it. */
-		err = renameat2(pfd, tmp_base, pfd, base, RENAME_EXCHANGE) ? -errno : -EEXIST;
-		goto out;
-	}
-	err = random_hex(hex);
-	if (!err && snprintf(aside, sizeof(aside), "%s-squatted-%s", base, hex) >= (int)sizeof(aside))
-		err = -ENAMETOOLONG;
-	if (!err && renameat2(pfd, tmp_base, pfd, aside, RENAME_NOREPLACE))
-		err = -errno;
-	if (err)
-		errmsg("warning: %s was %s made by uid %u; it is now at %s (untouched)", dir,
-		       kind_of(st.st_mode), (unsigned int)st.st_uid, tmp);
-	else
-		errmsg("warning: %s was %s made by uid %u, not by a loader: moved it aside to %.*s%s (untouched)",
-		       dir, kind_of(st.st_mode), (unsigned int)st.st_uid, (int)(base - dir), dir, aside);
-	err = 0;
-out:
 	close(pfd);
 	return err;
 }

@@ -384,6 +384,46 @@ static void test_squat_symlink(void **state)
 	rm_rf(aside);
 }
 
+/* Make the name and take it away again, as fast as possible, forever. */
+static int squat_loop(void *path)
+{
+	for (;;) {
+		if (!mkdir(path, 0755))
+			rmdir(path);
+	}
+	return 0;
+}
+
+static void test_squat_race(void **state)
+{
+	char dir[NAME_LEN], out[8192], args[PATH_MAX + 128];
+	int i, ok = 0;
+	pid_t pid;
+
+	(void)state;
+	/* The squatter makes and removes the name in a loop while root loads:
+	 * whenever the name is there, it is the squatter's. */
+	name_of(dir, "sr");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		become_attacker();
+		_exit(squat_loop(dir));
+	}
+	for (i = 0; i < 5; i++) {
+		snprintf(args, sizeof(args), "load --slots 1 --targets 16 --pin-dir %s", dir);
+		if (loader(out, sizeof(out), NULL, args) == 0)
+			ok++;
+		snprintf(args, sizeof(args), "unload --pin-dir %s", dir);
+		loader(NULL, 0, NULL, args);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	rm_rf_prefix(dir);
+	printf("%d of 5 loads succeeded against the squatter's loop\n", ok);
+	assert_int_equal(ok, 5);
+}
+
 static int squat_temp(void *path)
 {
 	return mkdir(path, 0700) ? errno : 0;
@@ -703,8 +743,8 @@ static int setup(void **state)
 	group_gid = g->gr_gid;
 	/* Leftovers of a killed earlier run. */
 	snprintf(args, sizeof(args), "%s-", base);
-	run(NULL, 0, "rm -rf %sa[ur]-* %ssq %ssq-* %ssl %ssl-* %stq %stq-* %suf", args, args, args,
-	    args, args, args, args, args);
+	run(NULL, 0, "rm -rf %sa[ur]-* %ssq %ssq-* %ssl %ssl-* %stq %stq-* %suf %ssr*", args, args,
+	    args, args, args, args, args, args, args);
 	snprintf(args, sizeof(args), "unload --pin-dir %s", victim);
 	loader(NULL, 0, NULL, args);
 	snprintf(args, sizeof(args), "load --group %s --slots 2 --targets 64 --pin-dir %s", group, victim);
@@ -743,6 +783,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_unsafe_mount_refused),
 		cmocka_unit_test(test_squat_pin_dir),
 		cmocka_unit_test(test_squat_symlink),
+		cmocka_unit_test(test_squat_race),
 		cmocka_unit_test(test_squat_temp_name),
 		cmocka_unit_test(test_unload_leaves_foreign),
 		cmocka_unit_test(test_sweep_swap_by_attacker),
