@@ -622,7 +622,15 @@ static void test_sweep_swap_by_attacker(void **state)
 	pid_t pid;
 
 	(void)state;
-	/* The attacker's own aged directory with a dead loader's name. */
+	/*
+	 * The attacker's own aged directory with a dead loader's name, and
+	 * rings/ big enough that an old sweep, which followed names, was still
+	 * reading it when the swapper (woken by IN_OPEN) put the symlink in
+	 * place: it then deleted the victim's pins through the symlink. The
+	 * sweep now never opens another user's directory, so the swap point
+	 * is never reached ("not done"): what counts is that the victim and
+	 * the attacker's directory are both intact.
+	 */
 	reload_victim();
 	name_of(unload_dir, "au");
 	memset(&s, 0, sizeof(s));
