@@ -552,7 +552,7 @@ int pin_dir_state(const char *dir)
 		if (err)
 			errmsg("cannot access %s: %s", dir, strerror(-err));
 	} else if (st.st_uid != geteuid() && st.st_uid != 0) {
-		errmsg("warning: %s is %s made by uid %u, not by a loader: it is no pin directory (load moves it aside, unload leaves it)",
+		printf("writevv-loader: note: %s is %s made by uid %u, not by a loader: not a pin directory\n",
 		       dir, kind_of(st.st_mode), (unsigned int)st.st_uid);
 		err = 0;
 	} else if (!S_ISDIR(st.st_mode)) {

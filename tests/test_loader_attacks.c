@@ -302,6 +302,28 @@ static void test_unsafe_mount_refused(void **state)
 	assert_int_equal(r.attacker_mkdir_errno, 0);
 }
 
+static int make_dir_of_attacker(void *path)
+{
+	return mkdir(path, 0755) ? errno : 0;
+}
+
+static void test_untrusted_parent(void **state)
+{
+	char dir[NAME_LEN], sub[NAME_LEN + 16], out[4096], args[PATH_MAX + 64];
+
+	(void)state;
+	/* A pin directory inside the attacker's directory: the attacker could
+	 * rename it away and put its own in its place. Refused, nothing made. */
+	name_of(dir, "ud");
+	assert_int_equal(as_attacker(make_dir_of_attacker, dir), 0);
+	snprintf(sub, sizeof(sub), "%s/pins", dir);
+	snprintf(args, sizeof(args), "load --slots 1 --targets 16 --pin-dir %s", sub);
+	assert_int_not_equal(loader(out, sizeof(out), NULL, args), 0);
+	assert_non_null(strstr(out, "other users could rename the pins away"));
+	assert_false(exists(sub));
+	rm_rf_prefix(dir);
+}
+
 /* ---- (b) squatting ---------------------------------------------------- */
 
 static int squat_dir(void *path)
@@ -751,8 +773,8 @@ static int setup(void **state)
 	group_gid = g->gr_gid;
 	/* Leftovers of a killed earlier run. */
 	snprintf(args, sizeof(args), "%s-", base);
-	run(NULL, 0, "rm -rf %sa[ur]-* %ssq %ssq-* %ssl %ssl-* %stq %stq-* %suf %ssr*", args, args,
-	    args, args, args, args, args, args, args);
+	run(NULL, 0, "rm -rf %sa[ur]-* %ssq %ssq-* %ssl %ssl-* %stq %stq-* %suf %ssr* %sud*", args,
+	    args, args, args, args, args, args, args, args, args);
 	snprintf(args, sizeof(args), "unload --pin-dir %s", victim);
 	loader(NULL, 0, NULL, args);
 	snprintf(args, sizeof(args), "load --group %s --slots 2 --targets 64 --pin-dir %s", group, victim);
@@ -789,6 +811,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mount_mode),
 		cmocka_unit_test(test_unsafe_mount_refused),
+		cmocka_unit_test(test_untrusted_parent),
 		cmocka_unit_test(test_squat_pin_dir),
 		cmocka_unit_test(test_squat_symlink),
 		cmocka_unit_test(test_squat_race),
