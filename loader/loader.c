@@ -70,20 +70,11 @@ static int check_existing(const struct opts *o, const char *dir)
 {
 	struct wvv_config cfg;
 	struct bpf_map_info info;
-	struct stat st;
 	int fd, err;
 
-	if (lstat(dir, &st)) {
-		if (errno == ENOENT)
-			return 0;
-		err = -errno;
-		errmsg("cannot access %s: %s", dir, strerror(-err));
+	err = pin_dir_state(dir);
+	if (err <= 0)
 		return err;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		errmsg("%s exists and is not a directory", dir);
-		return -EEXIST;
-	}
 	fd = open_pin(dir, WVV_PIN_CONFIG, false);
 	if (fd < 0)
 		return fd;
@@ -250,12 +241,6 @@ static int load_tree(const struct opts *o, const char *dir, const struct perms *
 	if (err)
 		return err;
 
-	if (snprintf(tmp, sizeof(tmp), "%s-tmp-%ld", dir, (long)getpid()) >= (int)sizeof(tmp) ||
-	    join(rings, tmp, WVV_PIN_RING_DIR)) {
-		errmsg("pin directory name too long: %s", dir);
-		return -ENAMETOOLONG;
-	}
-
 	skel = writevv_bpf__open();
 	if (!skel) {
 		err = -errno;
@@ -289,10 +274,15 @@ static int load_tree(const struct opts *o, const char *dir, const struct perms *
 		goto cleanup;
 	}
 
-	err = make_dir(tmp, true, perms);
+	err = make_temp_dir(dir, tmp);
 	if (err)
 		goto cleanup;
 	tmp_made = true;
+	err = set_dir_perms(tmp, true, perms);
+	if (!err)
+		err = join(rings, tmp, WVV_PIN_RING_DIR);
+	if (err)
+		goto cleanup;
 	maps[M_CTL] = skel->maps.wvv_ctl;
 	maps[M_TARGETS] = skel->maps.wvv_targets;
 	maps[M_RINGS] = skel->maps.wvv_rings;
@@ -329,12 +319,11 @@ static int load_tree(const struct opts *o, const char *dir, const struct perms *
 	}
 
 	/* Publish: the directory appears complete or not at all. */
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) &&
-	    (errno != EINVAL || rename(tmp, dir))) {
-		err = -errno;
+	err = pin_dir_publish(tmp, dir);
+	if (err) {
 		if (err == -EEXIST || err == -ENOTEMPTY) {
 			/* Another loader won the race: judge its pins instead. */
-			rm_tree(tmp, 1);
+			rm_tree(tmp);
 			tmp_made = false;
 			err = check_existing(o, dir);
 			err = err > 0 ? 1 : err ? err : -EAGAIN;
@@ -364,7 +353,7 @@ static int load_tree(const struct opts *o, const char *dir, const struct perms *
 cleanup:
 	if (ring_fd >= 0)
 		close(ring_fd);
-	if (tmp_made && rm_tree(tmp, 1))
+	if (tmp_made && rm_tree(tmp))
 		errmsg("could not remove %s: remove it by hand", tmp);
 	writevv_bpf__destroy(skel);
 	return err;
@@ -501,7 +490,7 @@ static int cmd_load(const struct opts *o)
 		perms.group = true;
 		perms.gid = g->gr_gid;
 	}
-	err = ensure_bpffs(o->dir);
+	err = prepare_pin_dir(o->dir);
 	if (err)
 		return err;
 	err = load_tree(o, o->dir, &perms, true);
@@ -528,28 +517,20 @@ static int cmd_load(const struct opts *o)
 
 static int unload_tree(const char *dir)
 {
-	char aside[PATH_MAX];
 	struct bpf_map_info minfo;
 	struct bpf_prog_info pinfo;
 	__u32 len = sizeof(pinfo), i, evicted = 0;
-	struct stat st;
+	bool renamed;
 	int err, derr = 0, prog_fd = -1, ctl_fd = -1;
 
 	sweep_stale(dir);
-	if (lstat(dir, &st)) {
-		err = -errno;
-		if (err == -ENOENT) {
+	err = pin_dir_state(dir);
+	if (err <= 0) {
+		if (!err)
 			printf("writevv: not loaded at %s\n", dir);
-			return 0;
-		}
-		errmsg("cannot access %s: %s", dir, strerror(-err));
 		return err;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		errmsg("%s is not a directory: refusing to touch it", dir);
-		return -ENOTDIR;
-	}
-	err = check_tree(dir, false);
+	err = check_tree(dir);
 	if (err) {
 		if (err != -ENOTEMPTY)
 			errmsg("cannot read %s: %s", dir, strerror(-err));
@@ -565,20 +546,10 @@ static int unload_tree(const char *dir)
 	if (ctl_fd >= 0 && map_info(ctl_fd, &minfo))
 		minfo.max_entries = 0;
 
-	if (snprintf(aside, sizeof(aside), "%s-unload-%ld", dir, (long)getpid()) >= (int)sizeof(aside)) {
-		err = -ENAMETOOLONG;
-		errmsg("pin directory name too long: %s", dir);
+	err = pin_dir_remove(dir, &renamed);
+	if (!renamed)
 		goto cleanup;
-	}
-	if (rename(dir, aside)) {
-		err = -errno;
-		errmsg("cannot rename %s aside: %s", dir, strerror(-err));
-		goto cleanup;
-	}
-	err = rm_tree(aside, 1);
-	if (err)
-		errmsg("%s is gone, but removing its pins from %s failed: %s", dir, aside, strerror(-err));
-	else
+	if (!err)
 		printf("writevv: removed the pins at %s\n", dir);
 
 	if (prog_fd < 0 || ctl_fd < 0) {
@@ -739,7 +710,7 @@ static int set_dir(struct opts *o, const char *d)
 		errmsg("bpffs does not allow '.' in names: '%.*s'", (int)n, d);
 		return -EINVAL;
 	}
-	if (n + 32 >= sizeof(o->dir)) {
+	if (n + 64 >= sizeof(o->dir)) {  /* room for temporary names */
 		errmsg("the pin directory name is too long");
 		return -ENAMETOOLONG;
 	}
@@ -760,7 +731,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *env = getenv("WRITEVV_PIN_DIR");
+	const char *env = secure_getenv("WRITEVV_PIN_DIR");
 	const char *dir = env && *env ? env : WVV_PIN_DIR_DEFAULT;
 	bool is_load, is_status;
 	int c;

@@ -277,8 +277,14 @@ int cmd_status(const char *dir, bool json)
 	int err;
 
 	memset(&s, 0, sizeof(s));
-	if (lstat(dir, &st)) {
-		err = -errno;
+	err = lstat(dir, &st) ? -errno : 0;
+	if (!err && (S_ISLNK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()))) {
+		/* Another user's entry at the name (a squatter's): not pins. */
+		errmsg("warning: %s is %s made by uid %u, not by a loader: it is no pin directory",
+		       dir, S_ISLNK(st.st_mode) ? "a symlink" : "an entry", (unsigned int)st.st_uid);
+		err = -ENOENT;
+	}
+	if (err) {
 		if (err != -ENOENT) {
 			errmsg("cannot access %s: %s%s", dir, strerror(-err),
 			       err == -EACCES ? " (need root, or membership in the pins' group)" : "");
