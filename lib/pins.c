@@ -23,20 +23,49 @@
 /* Callers hold the engine lock (probe and slot setup), so one buffer does. */
 static char pin_dir_buf[PATH_MAX];
 
-const char *wvv_pin_dir(void)
+/* The load's directory (WRITEVV_PIN_DIR or the default). */
+static const char *pin_base(void)
 {
 	/* secure_getenv: a set-id program must not be pointed at other pins. */
 	const char *d = secure_getenv("WRITEVV_PIN_DIR");
+
+	return d && *d ? d : WVV_PIN_DIR_DEFAULT;
+}
+
+const char *wvv_pin_dir(void)
+{
+	const char *d = pin_base();
 	struct stat st;
 
-	if (!d || !*d)
-		d = WVV_PIN_DIR_DEFAULT;
 	if (snprintf(pin_dir_buf, sizeof(pin_dir_buf), "%s/%s/%u", d, WVV_PIN_ACCOUNT_DIR,
 		     (unsigned int)geteuid()) < (int)sizeof(pin_dir_buf) &&
-	    stat(pin_dir_buf, &st) == 0 && S_ISDIR(st.st_mode))
+	    lstat(pin_dir_buf, &st) == 0 && S_ISDIR(st.st_mode))
 		return pin_dir_buf;
 	snprintf(pin_dir_buf, sizeof(pin_dir_buf), "%s", d);
 	return pin_dir_buf;
+}
+
+/*
+ * Is dir a directory the loader made: no symlink, owned by root or by us,
+ * writable by nobody else? Anybody may create names in a 1777 bpffs root;
+ * a squatter's directory or symlink there is not a load (0, or -EPERM with
+ * the reason in why).
+ */
+static int pin_dir_trusted(const char *dir, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (lstat(dir, &st))
+		return errno == ENOENT ? 0 : -errno; /* not loaded: said below */
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & S_IWOTH)) {
+		snprintf(why, whylen,
+			 "%s is not a writevv pin directory (a %s owned by uid %u, mode %04o): refused",
+			 dir, S_ISLNK(st.st_mode) ? "symlink" : S_ISDIR(st.st_mode) ? "directory" : "file",
+			 (unsigned int)st.st_uid, (unsigned int)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
 }
 
 static int pin_open_flags(const char *dir, const char *name, __u32 file_flags)
@@ -92,6 +121,12 @@ int wvv_pins_open(struct wvv_pins *p, char *why, size_t whylen)
 	int cfg_fd, err;
 
 	p->ctl_fd = p->targets_fd = p->slot_state_fd = -1;
+	/* the load's directory, and the account's tree in it if that is used */
+	err = pin_dir_trusted(pin_base(), why, whylen);
+	if (!err && strcmp(dir, pin_base()))
+		err = pin_dir_trusted(dir, why, whylen);
+	if (err)
+		return err;
 	/* Read-only: in an account's tree only root may change wvv_config. */
 	cfg_fd = pin_open_flags(dir, WVV_PIN_CONFIG, BPF_F_RDONLY);
 	if (cfg_fd < 0) {

@@ -406,6 +406,37 @@ static void test_squat_symlink(void **state)
 	rm_rf(aside);
 }
 
+/* Before any load at the name, an attacker's symlink to another load, or
+ * a directory of the attacker's, is not taken for pins by the library. */
+static void test_library_refuses_squat(void **state)
+{
+	int (*const squat[])(void *) = { squat_symlink, squat_dir };
+	char dir[NAME_LEN], out[4096];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(squat) / sizeof(squat[0]); i++) {
+		name_of(dir, i ? "ld" : "ls");
+		assert_int_equal(as_attacker(squat[i], dir), 0);
+		assert_int_equal(run(out, sizeof(out), "WRITEVV_PIN_DIR=%s /proc/%d/exe --refused-check",
+				     dir, (int)getpid()), 0);
+		rm_rf(dir);
+	}
+	assert_victim_intact();
+}
+
+/* Re-run as "--refused-check": kernel mode is refused, and says why. */
+static void test_refused_works(void **state)
+{
+	int m = WRITEVV_MODE_KERNEL;
+
+	(void)state;
+	assert_int_equal(writevv_control(WRITEVV_SETMODE, &m), -1);
+	assert_int_equal(errno, EPERM);
+	if (!strstr(writevv_kernel_status(), "not a writevv pin directory"))
+		fail_msg("kernel status: %s", writevv_kernel_status());
+}
+
 /* Make the name and take it away again, as fast as possible, forever. */
 static int squat_loop(void *path)
 {
@@ -814,6 +845,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_untrusted_parent),
 		cmocka_unit_test(test_squat_pin_dir),
 		cmocka_unit_test(test_squat_symlink),
+		cmocka_unit_test(test_library_refuses_squat),
 		cmocka_unit_test(test_squat_race),
 		cmocka_unit_test(test_squat_temp_name),
 		cmocka_unit_test(test_unload_leaves_foreign),
@@ -824,8 +856,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_victim_works),
 	};
 
+	const struct CMUnitTest refused[] = {
+		cmocka_unit_test(test_refused_works),
+	};
+
 	if (argc == 2 && !strcmp(argv[1], "--victim-check"))
 		return cmocka_run_group_tests(check, NULL, NULL);
+	if (argc == 2 && !strcmp(argv[1], "--refused-check"))
+		return cmocka_run_group_tests(refused, NULL, NULL);
 	if (getenv("WVV_ATTACK_ONLY"))  /* e.g. "test_sweep*" */
 		cmocka_set_test_filter(getenv("WVV_ATTACK_ONLY"));
 	return cmocka_run_group_tests(tests, setup, teardown);
