@@ -291,9 +291,11 @@ static void store_result(struct wvv_call *c, int t, size_t done, int res)
 	else if (res >= 0)
 		wvv_finish_target(c, t, done + (size_t)res);
 	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
-		 res == -EOPNOTSUPP || res == -ECANCELED)
+		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT)
 		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
-		 * here, and writev says if it was more */
+		 * here, and writev says if it was more; EFAULT: io_uring reads
+		 * the iovecs before it looks at the fd, writev looks at the fd
+		 * first (EBADF for a bad or read-only one) */
 		wvv_finish_target(c, t, done);
 	else
 		wvv_set_result(c, t, res);
