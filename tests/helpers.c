@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,7 +466,11 @@ static void *sink_thread(void *arg)
 {
 	struct sink *s = arg;
 	struct epoll_event ev[64];
+	sigset_t all;
 
+	/* Signals are for the thread under test (a test may time one). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	while (!atomic_load(&s->stop)) {
 		int n = epoll_wait(s->epfd, ev, 64, 50), i;
 
@@ -550,6 +555,21 @@ const unsigned char *sink_bytes(struct sink *s, int i, size_t *len)
 {
 	*len = s->rx[i].len;
 	return s->rx[i].buf;
+}
+
+void sink_forget(struct sink *s)
+{
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->n; i++)
+		s->rx[i].len = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sink_count(struct sink *s)
+{
+	return s->n;
 }
 
 void sink_free(struct sink *s)

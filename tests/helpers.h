@@ -86,5 +86,9 @@ int sink_add(struct sink *s, int rfd, int wfd, int dgram);
 void sink_settle(struct sink *s);
 /* Bytes received so far by receiver i (valid until the next sink call). */
 const unsigned char *sink_bytes(struct sink *s, int i, size_t *len);
+/* Forget what every receiver got so far. */
+void sink_forget(struct sink *s);
+/* How many receivers were added. */
+int sink_count(struct sink *s);
 /* Stop the thread, close nothing, free. */
 void sink_free(struct sink *s);
