@@ -37,6 +37,7 @@
 
 #include "helpers.h"
 #include "writevv.h"
+#include "writevv_frame.h"
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -589,13 +590,19 @@ static void twin_kinds(struct world *A, struct world *B, const int *kinds, int n
 static struct world A, B;
 static int all_kinds[K_KINDS];
 
+static int engine, engine_in_use;
+static struct wvv_stats bpf_before;
+
 static int setup(void **state)
 {
 	int k;
 
 	(void)state;
 	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE kills the test */
-	use_test_engine();
+	engine = use_test_engine();
+	assert_int_equal(writevv_control(WRITEVV_GETMODE, &engine_in_use), 0);
+	if (engine == WRITEVV_MODE_KERNEL)
+		assert_int_equal(read_bpf_stats(&bpf_before), 0);
 	limit_memory();
 	open_world(&A, "a");
 	open_world(&B, "b");
@@ -606,7 +613,21 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	int now = -1;
+
 	(void)state;
+	/* The engine under test served the calls to the end: still in use,
+	 * and in kernel mode the program redirected frames. */
+	assert_int_equal(writevv_control(WRITEVV_GETMODE, &now), 0);
+	assert_int_equal(now, engine_in_use);
+	if (engine == WRITEVV_MODE_KERNEL) {
+		struct wvv_stats after;
+
+		assert_int_equal(read_bpf_stats(&after), 0);
+		fprintf(stderr, "kernel engine: %llu frames redirected\n",
+			(unsigned long long)(after.frames - bpf_before.frames));
+		assert_true(after.frames > bpf_before.frames);
+	}
 	close_world(&A);
 	close_world(&B);
 	fprintf(stderr, "hostile matrix: %u twin calls\n", calls);
