@@ -171,8 +171,11 @@ static int run_engine(int engine, struct wvv_call *c)
 		/* the default mode sends copies to targets the kernel copied
 		 * for anyway, except when it checks again whether it still does */
 		err = wvv_zc_run(c, current_mode() == WRITEVV_MODE_DEFAULT && !zc_rechecking);
-		if (err == -ENOBUFS || err == -EMSGSIZE) {
-			/* no room in (or too big for) the buffer: copy per target */
+		if (err == -ENOBUFS || err == -EMSGSIZE || err == -EFAULT) {
+			/* no room in (or too big for) the buffer: copy per target;
+			 * EFAULT: not all of the payload is readable, and only the
+			 * kernel's own copy from the caller's memory gives writev's
+			 * answer to that */
 			engine = WRITEVV_MODE_IOURING;
 			err = wvv_uring_run(c);
 		}
