@@ -385,6 +385,13 @@ static void compare_worlds(struct world *A, struct world *B, const char *what, u
 		fprintf(stderr, "%s: receiver %d (%s) got %zu bytes, writev's got %zu%s\n", what, k,
 			kind < K_KINDS ? kind_name[kind] : "a reused number", la, lb,
 			la == lb ? " (different bytes)" : "");
+		/* (do more come later? that would be bytes sent after the call) */
+		usleep(300000);
+		sink_settle(A->sink);
+		sink_settle(B->sink);
+		sink_bytes(A->sink, k, &la);
+		sink_bytes(B->sink, k, &lb);
+		fprintf(stderr, "  300 ms later: %zu and %zu bytes\n", la, lb);
 		fail();
 	}
 	compare_file(A->fd[K_FILE], B->fd[K_FILE], what);
