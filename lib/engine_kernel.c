@@ -55,6 +55,11 @@
 #define CTL_SNDBUF (8 << 20)
 #define REPROBE_NS 1000000000ll
 #define SCRATCH_KEEP (1u << 20)
+/* Larger payloads are written by the writev loop: the frame plan is made
+ * up front (40 bytes per 64 KiB frame), and an iov_len of a terabyte over
+ * an unmapped page (EFAULT for writev) must not cost gigabytes of plan.
+ * Past this size one system call per target is nothing next to the copy. */
+#define KERNEL_TOTAL_MAX ((size_t)64 << 20)
 
 /* ---- process-wide engine state ----------------------------------------- */
 
@@ -766,6 +771,8 @@ int wvv_kernel_run(struct wvv_call *c)
 
 	if (c->total == 0)
 		return -EINVAL; /* nothing to frame: writev's own answer is exact */
+	if (c->total > KERNEL_TOTAL_MAX)
+		return -E2BIG;
 	memset(&cs, 0, sizeof(cs));
 	cs.c = c;
 	cs.tg = calloc((size_t)c->fdcnt, sizeof(*cs.tg));

@@ -95,7 +95,7 @@ static int ud_rec(uint64_t ud)
  * try the note would have spared it.
  */
 struct fd_note {
-	int fd;              /* the number it is about (-1: none) */
+	int fd;              /* the number it is about (a new entry: 0, without marks) */
 	uint8_t refused_for; /* zero-copy calls left that send it a copy instead */
 	uint8_t copied_for;  /* the same, where zero-copy was copied (default mode only) */
 	bool zc_sent;        /* its last zero-copy send moved data (its notification can
@@ -354,9 +354,9 @@ static void store_result(struct wvv_call *c, int t, size_t done, int res)
 	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
 		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT)
 		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
-		 * here, and writev says if it was more; EFAULT: io_uring reads
-		 * the iovecs before it looks at the fd, writev looks at the fd
-		 * first (EBADF for a bad or read-only one) */
+		 * here, and writev says if it was more; EFAULT: SENDMSG reads
+		 * the iovecs before it looks at the descriptor, where writev
+		 * answers EBADF (or a pipe takes the readable part) first */
 		wvv_finish_target(c, t, done);
 	else
 		wvv_set_result(c, t, res);
