@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -116,6 +117,22 @@ struct batch_entry {
 	uint32_t stamp;
 };
 
+/*
+ * The blocking open files of a batch, by (st_dev, st_ino): the same socket
+ * under two numbers (dup) must not be in one batch either, or the second
+ * send would go before the first target, if short, is finished in user
+ * space, and the bytes would interleave. Only a blocking target is
+ * finished that way, and two numbers of one socket share its O_NONBLOCK
+ * (a socket has one open file description), so nonblocking targets need
+ * no fstat.
+ */
+struct file_set {
+	dev_t dev[2 * RING_ENTRIES];
+	ino_t ino[2 * RING_ENTRIES];
+	bool used[2 * RING_ENTRIES];
+	size_t mask;
+};
+
 /* The zero-copy buffer: per thread, pinned (registered) for the ring. */
 #define ZC_ARENA_DEFAULT (2u << 20)
 
@@ -141,6 +158,7 @@ struct uring_thread {
 	unsigned char *zc_mem;
 	struct wvv_arena arena;
 	struct wvv_zc_counters zc_count;
+	struct file_set files; /* of the current batch */
 };
 
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
@@ -334,14 +352,11 @@ static void store_result(struct wvv_call *c, int t, size_t done, int res)
 	else if (res >= 0)
 		wvv_finish_target(c, t, done + (size_t)res);
 	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
-		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT || res == -EINVAL)
+		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT)
 		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
-		 * here, and writev says if it was more; EFAULT: SENDMSG and
-		 * WRITEV read the iovecs before they look at the descriptor,
-		 * where writev answers EBADF or EINVAL (an O_RDONLY or epoll fd)
-		 * or a pipe takes the readable part first; EINVAL: io_uring
-		 * refuses an iovec longer than MAX_RW_COUNT, which writev cuts
-		 * to MAX_RW_COUNT (/dev/null takes it) */
+		 * here, and writev says if it was more; EFAULT: SENDMSG reads
+		 * the iovecs before it looks at the descriptor, where writev
+		 * answers EBADF (or a pipe takes the readable part) first */
 		wvv_finish_target(c, t, done);
 	else
 		wvv_set_result(c, t, res);
@@ -535,12 +550,45 @@ static void prep_send(struct uring_thread *u, struct io_uring_sqe *sqe, const st
 	io_uring_sqe_set_data64(sqe, ud);
 }
 
+static void file_set_init(struct file_set *s, int n)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * (size_t)n)
+		cap <<= 1;
+	s->mask = cap - 1;
+	memset(s->used, 0, cap * sizeof(s->used[0]));
+}
+
+/* 1 if fd is blocking and its file is already in the set, else adds it
+ * (nonblocking and bad fds: 0). */
+static int file_set_add(struct file_set *s, int fd)
+{
+	struct stat st;
+	size_t h;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || (fl & O_NONBLOCK) || fstat(fd, &st))
+		return 0;
+	h = (size_t)((st.st_ino ^ (uint64_t)st.st_dev << 32) * 0x9e3779b97f4a7c15ull >> 40) & s->mask;
+	while (s->used[h]) {
+		if (s->ino[h] == st.st_ino && s->dev[h] == st.st_dev)
+			return 1;
+		h = (h + 1) & s->mask;
+	}
+	s->used[h] = true;
+	s->dev[h] = st.st_dev;
+	s->ino[h] = st.st_ino;
+	return 0;
+}
+
 /* Run c through the ring in batches; rec >= 0 sends from the arena. */
 static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec,
 		       const unsigned char *zc)
 {
 	struct msghdr mh;
 	struct io_uring *ring = &u->ring;
+	struct file_set *files = &u->files;
 	int start = 0, end, i, n, submitted;
 
 	memset(&mh, 0, sizeof(mh));
@@ -549,9 +597,11 @@ static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec,
 
 	while (start < c->fdcnt) {
 		new_batch(u);
+		file_set_init(files, c->fdcnt - start < (int)RING_ENTRIES ? c->fdcnt - start
+									   : (int)RING_ENTRIES);
 		end = start;
 		while (end < c->fdcnt && end - start < (int)RING_ENTRIES) {
-			if (seen_in_batch(u, c->fds[end]))
+			if (seen_in_batch(u, c->fds[end]) || file_set_add(files, c->fds[end]))
 				break;
 			end++;
 		}

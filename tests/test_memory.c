@@ -52,8 +52,13 @@
 #define KIB 1024L
 /* Slack for the allocator and the test's own stacks and buffers. */
 #define SLACK_KIB 1024L
-/* A thread's fixed state beyond the zero-copy buffer (see above). */
+/* A thread's fixed state beyond the zero-copy buffer (see above); ASan
+ * adds its own per thread (allocator caches, shadow of the stack). */
+#ifdef UNDER_ASAN
+#define THREAD_FIXED_KIB 2048L
+#else
 #define THREAD_FIXED_KIB 1024L
+#endif
 #define NTHREADS 4
 
 /* Real targets; receivers drained by a thread that checks every byte. */
