@@ -22,6 +22,8 @@ enum tag_kind {
 	TAG_HTTP,     /* an HTTP connection still reading its request */
 	TAG_VIEWER,   /* a streaming viewer */
 	TAG_SHARDEV,  /* a shard's queue eventfd */
+	TAG_SUB,      /* a topic subscriber (topic.c) */
+	TAG_PUBCONN,  /* a POST /pub/ publisher (topic.c) */
 };
 
 struct tag {
@@ -42,6 +44,11 @@ struct options {
 	int sndbuf;
 	double drain_timeout;
 	bool verbose;
+	const char *ingest_topic;  /* the topic --ingest/--stdin feeds */
+	size_t max_message;
+	unsigned history;
+	unsigned max_topics;
+	bool client_publish;
 };
 
 /*
@@ -162,6 +169,9 @@ void shard_join(struct shard *sh);
 /* util */
 uint64_t now_ns(void);
 uint64_t thread_cpu_ns(void);
+uint64_t process_cpu_ns(void);
+long rss_kb(void);
+const char *mode_name(int mode);
 extern bool relay_verbose;
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vlogmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
