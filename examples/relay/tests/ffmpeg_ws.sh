@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# ffmpeg publishes MPEG-TS live by POST /pub/tv (chunked, -method POST); two
+# WebSocket subscribers (Python websockets) and a curl -N /stream/tv viewer
+# must each get exactly the bytes ffmpeg sent (the same command writing a
+# file gives them), as binary frames; ffprobe must parse them.
+. "$(dirname "$0")/lib.sh"
+need ffmpeg ffprobe curl jq cmp /usr/bin/python3
+D=$(cd "$(dirname "$0")" && pwd)
+
+ffmpeg -hide_banner -loglevel error -nostdin -y \
+	-f lavfi -i "testsrc=duration=4:size=320x240:rate=25" \
+	-c:v mpeg2video -b:v 1M -g 25 -f mpegts "$W/src.ts" || die "ffmpeg could not make the source"
+# What ffmpeg publishes: the same remux, to a file (the muxer is deterministic).
+ffmpeg -hide_banner -loglevel error -nostdin -y -i "$W/src.ts" -c copy -f mpegts "$W/ref.ts" ||
+	die "ffmpeg remux failed"
+ffmpeg -hide_banner -loglevel error -nostdin -y -i "$W/src.ts" -c copy -f mpegts "$W/ref2.ts"
+cmp -s "$W/ref.ts" "$W/ref2.ts" || die "ffmpeg's mpegts output is not deterministic here"
+log "published stream: $(stat -c %s "$W/ref.ts") bytes"
+
+start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0
+for k in 1 2; do
+	/usr/bin/python3 "$D/wsdump.py" "ws://127.0.0.1:$LPORT/ws/tv" "$W/ws$k.ts" 4 >"$W/ws$k.log" 2>&1 &
+done
+curl -sS -N --max-time 60 -o "$W/curl.ts" "http://127.0.0.1:$LPORT/stream/tv" &
+CURL=$!
+wait_until 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$LPORT/stats | jq .topics.tv.subscribers)\" = 3 ]" ||
+	die "subscribers did not join"
+ffmpeg -hide_banner -loglevel warning -nostdin -re -i "$W/src.ts" -c copy -f mpegts \
+	-method POST "http://127.0.0.1:$LPORT/pub/tv" 2>"$W/ffmpeg.log"
+rc=$?
+check "ffmpeg POST publisher exits 0 (rc=$rc)" test "$rc" = 0
+wait_until 20 bash -c "[ \$(stat -c %s '$W/curl.ts') -ge $(stat -c %s "$W/ref.ts") ]"
+kill "$CURL" 2>/dev/null; wait "$CURL" 2>/dev/null
+for k in 1 2; do
+	wait_until 30 grep -q '"frames"' "$W/ws$k.log" || fail "ws$k did not finish"
+	log "ws$k: $(tail -n1 "$W/ws$k.log")"
+	check "WebSocket subscriber $k: bytes equal the published stream" cmp "$W/ref.ts" "$W/ws$k.ts"
+	check "WebSocket subscriber $k: binary frames only, more than one" \
+		test "$(tail -n1 "$W/ws$k.log" | jq -r '(.texts == 0 and .frames > 1)')" = true
+	check "ffprobe parses subscriber $k's bytes: mpeg2video 320x240, 100 frames" \
+		test "$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=codec_name,width,height,nb_read_frames -of json "$W/ws$k.ts" | jq -r '.streams[0] | [.codec_name, .width, .height, .nb_read_frames] | join(",")')" = "mpeg2video,320,240,100"
+done
+check "curl -N /stream/tv: bytes equal the published stream" cmp "$W/ref.ts" "$W/curl.ts"
+js=$(stats)
+check "stats: topic tv, no drops" test "$(jq '.topics.tv.drops' <<<"$js")" = 0
+check "stats: the publisher is gone" test "$(jq '.publishers' <<<"$js")" = 0
+stop_relay
+finish
