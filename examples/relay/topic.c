@@ -724,13 +724,14 @@ static void sub_send_ctl(struct sub *s, int opcode, const unsigned char *payload
 	bl_flush(s);
 }
 
-static void ws_close_with(struct sub *s, unsigned code)
+/* Close with 'code'; 'fault': the client broke the protocol (counted). */
+static void ws_close_with(struct sub *s, unsigned code, bool fault)
 {
 	unsigned char p[2] = { (unsigned char)(code >> 8), (unsigned char)code };
 
 	if (s->st == S_CLOSING || s->st == S_LINGER || s->st == S_DEAD)
 		return;
-	if (code != WS_CLOSE_NORMAL && code != WS_CLOSE_GOING_AWAY)
+	if (fault)
 		T.tot.ws_errors++;
 	vlogmsg("websocket fd %d: close %u", s->fd, code);
 	if (s->st == S_READY)
@@ -760,7 +761,7 @@ static void ws_input(struct sub *s, const unsigned char *in, size_t len)
 
 				if (topic_publish(s->t->name, &iov, 1,
 						  ev.kind == WS_EV_TEXT ? MSG_TEXT : MSG_BINARY) < 0)
-					ws_close_with(s, WS_CLOSE_INTERNAL);
+					ws_close_with(s, WS_CLOSE_INTERNAL, false);
 			}
 			break;
 		case WS_EV_PING:
@@ -770,11 +771,10 @@ static void ws_input(struct sub *s, const unsigned char *in, size_t len)
 			break;
 		case WS_EV_CLOSE:
 			/* echo the status code (RFC 6455 5.5.1), then close */
-			ws_close_with(s, ev.code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NO_STATUS
-							    : ev.code);
+			ws_close_with(s, ev.code, false);
 			return;
 		case WS_EV_ERROR:
-			ws_close_with(s, ev.code);
+			ws_close_with(s, ev.code, true);
 			return;
 		}
 	}
