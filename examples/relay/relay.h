@@ -166,7 +166,10 @@ int shard_start(struct shard *sh);
 void shard_post(struct shard *sh, enum qkind kind, uint64_t val);
 void shard_join(struct shard *sh);
 
-/* util */
+/* options.c */
+void parse_args(int argc, char **argv, struct options *o);
+
+/* util.c */
 uint64_t now_ns(void);
 uint64_t thread_cpu_ns(void);
 uint64_t process_cpu_ns(void);

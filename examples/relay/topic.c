@@ -120,6 +120,7 @@ static struct {
 	int scratch;
 	struct iovec iov[2 * BATCH_MSGS];
 	struct topic_totals tot;
+	uint64_t close_timeout_ns; /* how long a closing subscriber may drain */
 } T;
 
 /* ---- messages ------------------------------------------------------------ */
@@ -590,7 +591,7 @@ static void sub_start_closing(struct sub *s)
 		return;
 	sub_detach(s);
 	s->st = S_CLOSING;
-	s->deadline = now_ns() + CLOSE_TIMEOUT_NS;
+	s->deadline = now_ns() + T.close_timeout_ns;
 	closing_link(s);
 	if (!s->bl_n)
 		closing_flushed(s);
@@ -1202,6 +1203,50 @@ void topic_publisher(const char *name, int fd, const struct http_req *req,
 		pub_data(p, pre, prelen);
 }
 
+/*
+ * The relay is finishing (--stdin ended): every subscriber gets what it has
+ * queued, then WebSocket close 1001 or the end of its stream, within
+ * drain_ns.  Publishers are closed.
+ */
+void topics_going_away(uint64_t drain_ns)
+{
+	T.close_timeout_ns = drain_ns;
+	while (T.pubs)
+		pub_close(T.pubs);
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		struct topic *t = T.buckets[b], *next;
+
+		for (; t; t = next) {
+			next = t->hnext;
+			t->refs++; /* keep it while its subscribers leave */
+			for (int k = 0; k < SUB_KINDS; k++)
+				while (t->ready[k].n) {
+					struct sub *s = t->ready[k].v[t->ready[k].n - 1];
+
+					if (s->kind == SUB_WS)
+						ws_close_with(s, WS_CLOSE_GOING_AWAY, false);
+					else
+						sub_start_closing(s);
+				}
+			while (t->behind.n) {
+				struct sub *s = t->behind.v[t->behind.n - 1];
+
+				if (s->kind == SUB_WS)
+					ws_close_with(s, WS_CLOSE_GOING_AWAY, false);
+				else
+					sub_start_closing(s);
+			}
+			t->refs--;
+			topic_maybe_free(t);
+		}
+	}
+}
+
+bool topics_busy(void)
+{
+	return T.tot.subscribers || T.closing || T.pubs;
+}
+
 /* ---- housekeeping ---------------------------------------------------------- */
 
 void topics_sweep(uint64_t now)
@@ -1297,6 +1342,7 @@ int topics_init(int epfd, const struct topic_opts *o)
 	memset(&T, 0, sizeof(T));
 	T.epfd = epfd;
 	T.o = *o;
+	T.close_timeout_ns = CLOSE_TIMEOUT_NS;
 	return 0;
 }
 
@@ -1310,13 +1356,13 @@ void topics_destroy(void)
 		while (T.buckets[b]) {
 			struct topic *t = T.buckets[b];
 
+			t->refs++; /* keep it while its subscribers go */
 			for (int k = 0; k < SUB_KINDS; k++)
 				while (t->ready[k].n)
 					sub_close(t->ready[k].v[t->ready[k].n - 1], false);
 			while (t->behind.n)
 				sub_close(t->behind.v[t->behind.n - 1], false);
-			if (T.buckets[b] == t) /* the last close may have freed it */
-				topic_free(t);
+			topic_free(t);
 		}
 	topics_reap();
 	free(T.fds);

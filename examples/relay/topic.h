@@ -53,6 +53,8 @@ int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum ms
 bool topic_has_subscribers(const char *name);
 
 void topics_tick(void);
+void topics_going_away(uint64_t drain_ns);
+bool topics_busy(void);
 void topics_event(void *tagged, uint32_t events);
 void topics_sweep(uint64_t now);
 void topics_reap(void);

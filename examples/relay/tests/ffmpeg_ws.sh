@@ -41,6 +41,21 @@ for k in 1 2; do
 		test "$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=codec_name,width,height,nb_read_frames -of json "$W/ws$k.ts" | jq -r '.streams[0] | [.codec_name, .width, .height, .nb_read_frames] | join(",")')" = "mpeg2video,320,240,100"
 done
 check "curl -N /stream/tv: bytes equal the published stream" cmp "$W/ref.ts" "$W/curl.ts"
+# The --ingest stream (topic live) reaches WebSocket subscribers too, as
+# binary frames holding exactly the published bytes.
+/usr/bin/python3 "$D/wsdump.py" "ws://127.0.0.1:$LPORT/ws/live" "$W/live.ts" 4 >"$W/live.log" 2>&1 &
+curl -sS -N --max-time 60 -o "$W/live-curl.ts" "http://127.0.0.1:$LPORT/" &
+CURL=$!
+wait_until 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$LPORT/stats | jq '.topics.live.subscribers + .viewers')\" = 2 ]" ||
+	die "live subscribers did not join"
+"$LOADGEN" publish --to "127.0.0.1:$IPORT" --file "$W/ref.ts" --rate 4000000 --write-size 1316 \
+	2>"$W/pub.log" || die "ingest publisher failed"
+wait_until 30 grep -q '"frames"' "$W/live.log" || fail "the live WebSocket subscriber did not finish"
+wait "$CURL"
+log "live ws: $(tail -n1 "$W/live.log")"
+check "--ingest to topic live: WebSocket bytes equal the published stream" cmp "$W/ref.ts" "$W/live.ts"
+check "--ingest to topic live: GET / bytes equal it too" cmp "$W/ref.ts" "$W/live-curl.ts"
+
 js=$(stats)
 check "stats: topic tv, no drops" test "$(jq '.topics.tv.drops' <<<"$js")" = 0
 check "stats: the publisher is gone" test "$(jq '.publishers' <<<"$js")" = 0
