@@ -21,6 +21,8 @@ static void usage(FILE *f)
 "                     [--max-backlog BYTES] [--ts-align] [--stats-interval S]\n"
 "                     [--max-delay-ms MS] [--threads N] [--sndbuf BYTES]\n"
 "                     [--drain-timeout S] [--verbose]\n"
+"                     [--max-message BYTES] [--history N] [--client-publish]\n"
+"                     [--max-topics N] [--redis HOST:PORT]\n"
 "\n"
 "  --listen ADDR:PORT     viewers' HTTP address (default 127.0.0.1:8080; port 0 = any)\n"
 "  --ingest ADDR:PORT     publisher's raw TCP address (default 127.0.0.1:9000)\n"
@@ -43,6 +45,7 @@ static void usage(FILE *f)
 "  --history N            text messages kept per topic for SSE Last-Event-ID (default 64)\n"
 "  --client-publish       WebSocket clients' messages publish to their topic\n"
 "  --max-topics N         bound on the number of topics (default 10000)\n"
+"  --redis HOST:PORT      share topics with other nodes through Redis pub/sub\n"
 "\n"
 "  --ingest ADDR:PORT=TOPIC and --stdin=TOPIC name the topic the stream feeds\n"
 "  (default live; GET / and GET /stream/TOPIC serve it)\n");
@@ -93,6 +96,7 @@ void parse_args(int argc, char **argv, struct options *o)
 		{ "history", required_argument, NULL, 'H' },
 		{ "client-publish", no_argument, NULL, 'P' },
 		{ "max-topics", required_argument, NULL, 'T' },
+		{ "redis", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -145,6 +149,7 @@ void parse_args(int argc, char **argv, struct options *o)
 				goto bad;
 			break;
 		case 'P': o->client_publish = true; break;
+		case 'R': o->redis = optarg; break;
 		case 'T':
 			o->max_topics = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || o->max_topics < 1)

@@ -36,6 +36,7 @@
 #include <writevv.h>
 
 #include "http.h"
+#include "redis.h"
 #include "relay.h"
 #include "topic.h"
 #include "ws.h"
@@ -387,6 +388,7 @@ static size_t stats_json(char *buf, size_t sz)
 			     R.opt.max_message, R.opt.history);
 		off = n < 0 ? sz : ((size_t)n >= sz - off ? sz : off + (size_t)n);
 	}
+	redis_stats_json(buf, sz, &off);
 	topics_stats_json(buf, sz, &off);
 	if (off + 3 <= sz) {
 		memcpy(buf + off, "}\n", 2);
@@ -1153,6 +1155,9 @@ static void run(void)
 			case TAG_PUBCONN:
 				topics_event(t, evs[i].events);
 				break;
+			case TAG_REDIS:
+				redis_event(t, evs[i].events);
+				break;
 			}
 		}
 		if (R.pub_polled && R.pub_fd >= 0)
@@ -1171,6 +1176,7 @@ static void run(void)
 		if (now >= R.next_sweep) {
 			sweep_conns(now);
 			topics_sweep(now);
+			redis_tick(now);
 			reap_conns();
 			topics_reap();
 			check_engine();
@@ -1323,6 +1329,12 @@ int main(int argc, char **argv)
 		};
 
 		topics_init(R.epfd, &to);
+		if (R.opt.redis && redis_init(R.opt.redis, R.epfd) < 0) {
+			logmsg("bad --redis '%s': expected HOST:PORT", R.opt.redis);
+			return 1;
+		}
+		if (R.opt.redis)
+			logmsg("redis %s: topics are shared with the other nodes", R.opt.redis);
 	}
 	R.threaded = R.opt.threads > 1;
 	R.nshards = R.opt.threads;
@@ -1364,6 +1376,7 @@ int main(int argc, char **argv)
 		conn_close(R.conns);
 	reap_conns();
 	topics_destroy();
+	redis_destroy();
 	if (R.listen_fd >= 0)
 		close(R.listen_fd);
 	if (R.ingest_fd >= 0)

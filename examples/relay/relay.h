@@ -24,6 +24,7 @@ enum tag_kind {
 	TAG_SHARDEV,  /* a shard's queue eventfd */
 	TAG_SUB,      /* a topic subscriber (topic.c) */
 	TAG_PUBCONN,  /* a POST /pub/ publisher (topic.c) */
+	TAG_REDIS,    /* a Redis connection (redis.c) */
 };
 
 struct tag {
@@ -49,6 +50,7 @@ struct options {
 	unsigned history;
 	unsigned max_topics;
 	bool client_publish;
+	const char *redis;         /* HOST:PORT or NULL */
 };
 
 /*

@@ -24,6 +24,7 @@
 
 #include <writevv.h>
 
+#include "redis.h"
 #include "relay.h"
 #include "topic.h"
 #include "ws.h"
@@ -440,6 +441,11 @@ int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum ms
 	return 0;
 }
 
+bool topic_exists(const char *name)
+{
+	return topic_find(name) != NULL;
+}
+
 bool topic_has_subscribers(const char *name)
 {
 	struct topic *t = topic_find(name);
@@ -488,6 +494,8 @@ static void sub_detach(struct sub *s)
 	t->refs--;
 	T.tot.subscribers--;
 	s->t = NULL;
+	if (!t->nsubs[0] && !t->nsubs[1] && !t->nsubs[2])
+		redis_interest(t->name, false);
 	topic_maybe_free(t);
 }
 
@@ -760,9 +768,12 @@ static void ws_input(struct sub *s, const unsigned char *in, size_t len)
 			if (T.o.client_publish && s->t) {
 				struct iovec iov = { (void *)ev.data, ev.len };
 
-				if (topic_publish(s->t->name, &iov, 1,
-						  ev.kind == WS_EV_TEXT ? MSG_TEXT : MSG_BINARY) < 0)
+				enum msg_type mt = ev.kind == WS_EV_TEXT ? MSG_TEXT : MSG_BINARY;
+
+				if (topic_publish(s->t->name, &iov, 1, mt) < 0)
 					ws_close_with(s, WS_CLOSE_INTERNAL, false);
+				else
+					redis_publish(s->t->name, mt, ev.data, ev.len);
 			}
 			break;
 		case WS_EV_PING:
@@ -882,6 +893,8 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 		topic_maybe_free(t);
 		return -1;
 	}
+	if (!t->nsubs[0] && !t->nsubs[1] && !t->nsubs[2])
+		redis_interest(t->name, true);
 	t->nsubs[kind]++;
 	t->refs++;
 	T.tot.subscribers++;
@@ -1087,8 +1100,10 @@ static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
 				pub_answer(p, 400, NULL, 0); /* a text frame must be UTF-8 */
 			else if (topic_publish(p->t->name, &iov, 1, p->type) < 0)
 				pub_answer(p, 503, NULL, 0);
-			else
+			else {
+				redis_publish(p->t->name, p->type, p->body, p->body_len);
 				pub_answer(p, 204, in + n, len - n);
+			}
 		}
 		return;
 	}
@@ -1112,6 +1127,7 @@ static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
 				struct iovec iov = { p->body, p->body_len };
 
 				topic_publish(p->t->name, &iov, 1, MSG_BINARY);
+				redis_publish(p->t->name, MSG_BINARY, p->body, p->body_len);
 				p->body_len = 0;
 			}
 			if (k == HTTP_CHUNK_END)
@@ -1123,6 +1139,7 @@ static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
 		struct iovec iov = { p->body, p->body_len };
 
 		topic_publish(p->t->name, &iov, 1, MSG_BINARY);
+		redis_publish(p->t->name, MSG_BINARY, p->body, p->body_len);
 		p->body_len = 0;
 	}
 }

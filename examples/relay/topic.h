@@ -51,6 +51,7 @@ void topic_publisher(const char *name, int fd, const struct http_req *req,
 /* Queue a message (copied) for the next tick. */
 int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type);
 bool topic_has_subscribers(const char *name);
+bool topic_exists(const char *name);
 
 void topics_tick(void);
 void topics_going_away(uint64_t drain_ns);
