@@ -38,3 +38,12 @@ endforeach()
 foreach(t fanout churn)
   _relay_add_test(relay_${t}_default_threads2 ${t} default 2)
 endforeach()
+
+# Pure logic of the parsers (CMocka).
+pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+add_executable(unit_relay_proto ${CMAKE_CURRENT_SOURCE_DIR}/tests/unit_relay_proto.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/http.c ${CMAKE_CURRENT_SOURCE_DIR}/ws.c)
+target_include_directories(unit_relay_proto PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(unit_relay_proto PRIVATE PkgConfig::CMOCKA OpenSSL::Crypto)
+add_test(NAME unit_relay_proto COMMAND unit_relay_proto)
+set_tests_properties(unit_relay_proto PROPERTIES LABELS "relay")
