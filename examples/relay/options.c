@@ -48,7 +48,8 @@ static void usage(FILE *f)
 "  --redis HOST:PORT      share topics with other nodes through Redis pub/sub\n"
 "\n"
 "  --ingest ADDR:PORT=TOPIC and --stdin=TOPIC name the topic the stream feeds\n"
-"  (default live; GET / and GET /stream/TOPIC serve it)\n");
+"  (default live; GET / and GET /stream/TOPIC serve it).  Further --ingest\n"
+"  ADDR:PORT=TOPIC each feed their topic: what one read brings is one message.\n");
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -121,15 +122,25 @@ void parse_args(int argc, char **argv, struct options *o)
 		case 'l': o->listen = optarg; break;
 		case 'i': {
 			char *eq = strchr(optarg, '=');
+			const char *topic = NULL;
 
-			if (o->ingest) {
-				fprintf(stderr, "writevv-relay: one --ingest only\n");
-				exit(2);
-			}
-			o->ingest = optarg;
 			if (eq) {
 				*eq = 0;
-				o->ingest_topic = eq + 1;
+				topic = eq + 1;
+			}
+			if (!o->ingest && !o->use_stdin) {
+				o->ingest = optarg;
+				if (topic)
+					o->ingest_topic = topic;
+			} else if (o->n_extra < MAX_EXTRA_INGEST) {
+				/* more ingests each feed a topic of their own */
+				o->extra[o->n_extra].addr = optarg;
+				o->extra[o->n_extra].topic = topic ? topic : "";
+				o->n_extra++;
+			} else {
+				fprintf(stderr, "writevv-relay: at most %d --ingest\n",
+					MAX_EXTRA_INGEST + 1);
+				exit(2);
 			}
 			break;
 		}
@@ -223,11 +234,34 @@ bad:
 		exit(2);
 	}
 	if (o->use_stdin && o->ingest) {
-		fprintf(stderr, "writevv-relay: --ingest and --stdin exclude each other\n");
-		exit(2);
+		/* --stdin is the stream: an --ingest given before it feeds a topic */
+		if (o->n_extra == MAX_EXTRA_INGEST || !strcmp(o->ingest_topic, "live")) {
+			fprintf(stderr, "writevv-relay: with --stdin, --ingest needs =TOPIC "
+				"(a topic of its own)\n");
+			exit(2);
+		}
+		o->extra[o->n_extra].addr = o->ingest;
+		o->extra[o->n_extra].topic = o->ingest_topic;
+		o->n_extra++;
+		o->ingest = NULL;
+		o->ingest_topic = "live";
 	}
 	if (!o->use_stdin && !o->ingest)
 		o->ingest = "127.0.0.1:9000";
+	for (int i = 0; i < o->n_extra; i++) {
+		const char *t = o->extra[i].topic;
+
+		if (!http_topic_valid(t, strlen(t)) || !strcmp(t, o->ingest_topic)) {
+			fprintf(stderr, "writevv-relay: a further --ingest needs =TOPIC, a valid "
+				"topic name other than the stream's ('%s')\n", t);
+			exit(2);
+		}
+		for (int j = 0; j < i; j++)
+			if (!strcmp(t, o->extra[j].topic)) {
+				fprintf(stderr, "writevv-relay: two --ingest feed topic '%s'\n", t);
+				exit(2);
+			}
+	}
 	if (!http_topic_valid(o->ingest_topic, strlen(o->ingest_topic))) {
 		fprintf(stderr, "writevv-relay: bad topic name '%s': [A-Za-z0-9._-]{1,128}\n",
 			o->ingest_topic);

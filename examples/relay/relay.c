@@ -98,6 +98,12 @@ static struct {
 	bool pub_connected;
 	uint64_t emfile_logged;
 	char listen_name[NI_MAXHOST + 40], ingest_name[NI_MAXHOST + 40];
+	struct extra_ingest {
+		struct tag tag;     /* TAG_INGEST_TOPIC */
+		int fd;
+		const char *topic;
+		bool busy;          /* a publisher is connected */
+	} extra[MAX_EXTRA_INGEST];
 } R;
 
 /* ---- sockets ------------------------------------------------------------ */
@@ -1067,6 +1073,27 @@ static void accept_publisher(void)
 	}
 }
 
+/* A further --ingest: one publisher at a time feeds its topic. */
+static void accept_topic_publisher(struct extra_ingest *x)
+{
+	for (;;) {
+		int fd = accept4(x->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_emfile(errno);
+			return;
+		}
+		if (x->busy || R.finishing) {
+			logmsg("rejecting a publisher of topic %s: one is already connected", x->topic);
+			close(fd);
+			continue;
+		}
+		logmsg("ingest publisher of topic %s connected", x->topic);
+		topic_raw_publisher(x->topic, fd, &x->busy);
+	}
+}
+
 /* ---- main loop ---------------------------------------------------------- */
 
 static int poll_timeout_ms(uint64_t now)
@@ -1157,6 +1184,9 @@ static void run(void)
 				break;
 			case TAG_REDIS:
 				redis_event(t, evs[i].events);
+				break;
+			case TAG_INGEST_TOPIC:
+				accept_topic_publisher((struct extra_ingest *)t);
 				break;
 			}
 		}
@@ -1336,6 +1366,19 @@ int main(int argc, char **argv)
 		if (R.opt.redis)
 			logmsg("redis %s: topics are shared with the other nodes", R.opt.redis);
 	}
+	for (i = 0; i < R.opt.n_extra; i++) {
+		struct extra_ingest *x = &R.extra[i];
+		char name[NI_MAXHOST + 40];
+
+		x->tag.kind = TAG_INGEST_TOPIC;
+		x->topic = R.opt.extra[i].topic;
+		x->fd = listen_on(R.opt.extra[i].addr, "the publisher");
+		if (x->fd < 0)
+			return 1;
+		sockname(x->fd, name, sizeof(name));
+		ep_add(x->fd, EPOLLIN, &x->tag);
+		logmsg("publisher of topic %s on tcp://%s", x->topic, name);
+	}
 	R.threaded = R.opt.threads > 1;
 	R.nshards = R.opt.threads;
 	R.shards = calloc((size_t)R.nshards, sizeof(*R.shards));
@@ -1381,6 +1424,9 @@ int main(int argc, char **argv)
 		close(R.listen_fd);
 	if (R.ingest_fd >= 0)
 		close(R.ingest_fd);
+	for (i = 0; i < R.opt.n_extra; i++)
+		if (R.extra[i].fd >= 0)
+			close(R.extra[i].fd);
 	if (R.pub_fd > STDIN_FILENO)
 		close(R.pub_fd);
 	if (R.spare_fd >= 0)

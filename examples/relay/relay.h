@@ -25,11 +25,14 @@ enum tag_kind {
 	TAG_SUB,      /* a topic subscriber (topic.c) */
 	TAG_PUBCONN,  /* a POST /pub/ publisher (topic.c) */
 	TAG_REDIS,    /* a Redis connection (redis.c) */
+	TAG_INGEST_TOPIC, /* a further --ingest listener, feeding a topic */
 };
 
 struct tag {
 	enum tag_kind kind;
 };
+
+#define MAX_EXTRA_INGEST 16
 
 struct options {
 	const char *listen;
@@ -51,6 +54,8 @@ struct options {
 	unsigned max_topics;
 	bool client_publish;
 	const char *redis;         /* HOST:PORT or NULL */
+	struct { const char *addr, *topic; } extra[MAX_EXTRA_INGEST]; /* --ingest A=T */
+	int n_extra;
 };
 
 /*

@@ -96,6 +96,8 @@ struct pubconn {
 	int fd;
 	struct topic *t;
 	bool chunked;
+	bool raw;                 /* a further --ingest: no HTTP at all */
+	bool *busy;               /* its listener's "has a publisher" */
 	struct http_chunked ch;
 	enum msg_type type;
 	bool keepalive;
@@ -1039,6 +1041,8 @@ static void pub_release(struct pubconn *p, bool close_fd)
 	if (close_fd)
 		close(p->fd);
 	p->fd = -1;
+	if (p->busy)
+		*p->busy = false;
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -1155,7 +1159,7 @@ static void pubconn_event(struct pubconn *p, uint32_t events)
 	for (int rounds = 0; rounds < 8 && p->fd >= 0; rounds++) {
 		size_t want = sizeof(buf);
 
-		if (!p->chunked && p->left < want)
+		if (!p->raw && !p->chunked && p->left < want)
 			want = (size_t)p->left; /* never read the next request */
 		r = recv(p->fd, buf, want, MSG_DONTWAIT);
 		if (r < 0) {
@@ -1164,9 +1168,19 @@ static void pubconn_event(struct pubconn *p, uint32_t events)
 			return;
 		}
 		if (r == 0) {
-			vlogmsg("publisher on %s: body ended early", p->t->name);
+			if (p->raw)
+				logmsg("ingest publisher of topic %s ended", p->t->name);
+			else
+				vlogmsg("publisher on %s: body ended early", p->t->name);
 			pub_close(p);
 			return;
+		}
+		if (p->raw) {
+			struct iovec iov = { buf, (size_t)r };
+
+			topic_publish(p->t->name, &iov, 1, MSG_BINARY);
+			redis_publish(p->t->name, MSG_BINARY, buf, (size_t)r);
+			continue;
 		}
 		if (p->chunked)
 			p->deadline = now_ns() + BODY_TIMEOUT_NS; /* idle bound of a live stream */
@@ -1264,6 +1278,34 @@ bool topics_busy(void)
 	return T.tot.subscribers || T.closing || T.pubs;
 }
 
+void topic_raw_publisher(const char *name, int fd, bool *busy)
+{
+	struct topic *t = topic_get(name);
+	struct pubconn *p = calloc(1, sizeof(*p));
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+
+	if (!t || !p) {
+		free(p);
+		close(fd);
+		return;
+	}
+	p->tag.kind = TAG_PUBCONN;
+	p->fd = fd;
+	p->t = t;
+	p->raw = true;
+	p->busy = busy;
+	*busy = true;
+	t->refs++;
+	T.tot.publishers++;
+	p->next = T.pubs;
+	if (T.pubs)
+		T.pubs->prev = p;
+	T.pubs = p;
+	ev.data.ptr = p;
+	if (epoll_ctl(T.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		pub_close(p);
+}
+
 /* ---- housekeeping ---------------------------------------------------------- */
 
 void topics_sweep(uint64_t now)
@@ -1278,7 +1320,7 @@ void topics_sweep(uint64_t now)
 	}
 	for (p = T.pubs; p; p = pn) {
 		pn = p->next;
-		if (now >= p->deadline) {
+		if (!p->raw && now >= p->deadline) {
 			vlogmsg("publisher on %s: body timeout", p->t ? p->t->name : "?");
 			pub_answer(p, 408, NULL, 0);
 		}

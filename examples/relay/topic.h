@@ -48,6 +48,9 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 /* A POST /pub/NAME request: the connection reads its body from here on. */
 void topic_publisher(const char *name, int fd, const struct http_req *req,
 		     const unsigned char *pre, size_t prelen);
+/* A raw TCP publisher (a further --ingest): each read is one binary message.
+ * *busy is cleared when it ends. */
+void topic_raw_publisher(const char *name, int fd, bool *busy);
 /* Queue a message (copied) for the next tick. */
 int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type);
 bool topic_has_subscribers(const char *name);

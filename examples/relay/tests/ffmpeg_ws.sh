@@ -17,7 +17,9 @@ ffmpeg -hide_banner -loglevel error -nostdin -y -i "$W/src.ts" -c copy -f mpegts
 cmp -s "$W/ref.ts" "$W/ref2.ts" || die "ffmpeg's mpegts output is not deterministic here"
 log "published stream: $(stat -c %s "$W/ref.ts") bytes"
 
-start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0
+start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --ingest 127.0.0.1:0=tv2
+TV2PORT=$(sed -n 's#.*publisher of topic tv2 on tcp://.*:\([0-9][0-9]*\)$#\1#p' "$W/relay.log")
+[ -n "$TV2PORT" ] || die "no port for the second ingest in the log"
 for k in 1 2; do
 	/usr/bin/python3 "$D/wsdump.py" "ws://127.0.0.1:$LPORT/ws/tv" "$W/ws$k.ts" 4 >"$W/ws$k.log" 2>&1 &
 done
@@ -42,19 +44,33 @@ for k in 1 2; do
 done
 check "curl -N /stream/tv: bytes equal the published stream" cmp "$W/ref.ts" "$W/curl.ts"
 # The --ingest stream (topic live) reaches WebSocket subscribers too, as
-# binary frames holding exactly the published bytes.
+# binary frames holding exactly the published bytes; so does a second
+# --ingest, feeding topic tv2, at the same time.
 /usr/bin/python3 "$D/wsdump.py" "ws://127.0.0.1:$LPORT/ws/live" "$W/live.ts" 4 >"$W/live.log" 2>&1 &
+/usr/bin/python3 "$D/wsdump.py" "ws://127.0.0.1:$LPORT/ws/tv2" "$W/tv2.ts" 4 >"$W/tv2.log" 2>&1 &
 curl -sS -N --max-time 60 -o "$W/live-curl.ts" "http://127.0.0.1:$LPORT/" &
 CURL=$!
-wait_until 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$LPORT/stats | jq '.topics.live.subscribers + .viewers')\" = 2 ]" ||
-	die "live subscribers did not join"
+curl -sS -N --max-time 60 -o "$W/tv2-curl.ts" "http://127.0.0.1:$LPORT/stream/tv2" &
+CURL2=$!
+wait_until 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$LPORT/stats | jq '.topics.live.subscribers + .viewers + .topics.tv2.subscribers')\" = 4 ]" ||
+	die "live and tv2 subscribers did not join"
+"$LOADGEN" publish --to "127.0.0.1:$TV2PORT" --file "$W/ref.ts" --rate 4000000 --write-size 1316 \
+	2>"$W/pub2.log" &
+PUB2=$!
 "$LOADGEN" publish --to "127.0.0.1:$IPORT" --file "$W/ref.ts" --rate 4000000 --write-size 1316 \
 	2>"$W/pub.log" || die "ingest publisher failed"
+wait "$PUB2" || die "second ingest publisher failed"
 wait_until 30 grep -q '"frames"' "$W/live.log" || fail "the live WebSocket subscriber did not finish"
+wait_until 30 grep -q '"frames"' "$W/tv2.log" || fail "the tv2 WebSocket subscriber did not finish"
 wait "$CURL"
-log "live ws: $(tail -n1 "$W/live.log")"
+wait_until 20 bash -c "[ \$(stat -c %s '$W/tv2-curl.ts') -ge $(stat -c %s "$W/ref.ts") ]"
+kill "$CURL2" 2>/dev/null; wait "$CURL2" 2>/dev/null
+log "live ws: $(tail -n1 "$W/live.log"); tv2 ws: $(tail -n1 "$W/tv2.log")"
 check "--ingest to topic live: WebSocket bytes equal the published stream" cmp "$W/ref.ts" "$W/live.ts"
 check "--ingest to topic live: GET / bytes equal it too" cmp "$W/ref.ts" "$W/live-curl.ts"
+check "second --ingest to topic tv2: WebSocket bytes equal the published stream" cmp "$W/ref.ts" "$W/tv2.ts"
+check "second --ingest to topic tv2: /stream/tv2 bytes equal it too" cmp "$W/ref.ts" "$W/tv2-curl.ts"
+check "the relay logged the end of tv2's publisher" grep -q 'ingest publisher of topic tv2 ended' "$W/relay.log"
 
 js=$(stats)
 check "stats: topic tv, no drops" test "$(jq '.topics.tv.drops' <<<"$js")" = 0
