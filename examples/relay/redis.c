@@ -57,6 +57,8 @@ static struct {
 	uint64_t published, received, skipped_own, local_only, errors, reconnects;
 	long long channels;      /* Redis's count in the last (un)subscribe reply */
 	bool lost_logged;
+	size_t max_message;
+	uint64_t too_big;
 } RD;
 
 /* ---- hiredis event hooks on our epoll ---------------------------------- */
@@ -279,6 +281,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 	    body->type != REDIS_REPLY_STRING || chan->len <= PREFIX_LEN ||
 	    chan->len - PREFIX_LEN >= sizeof(topic) || body->len < HDR_LEN)
 		return;
+	if (body->len - HDR_LEN > RD.max_message) {
+		RD.too_big++; /* another node with a larger --max-message */
+		return;
+	}
 	if (memcmp(body->str, RD.node, 8) == 0) {
 		RD.skipped_own++; /* delivered locally when it was published */
 		return;
@@ -371,17 +377,18 @@ void redis_stats_json(char *buf, size_t sz, size_t *off)
 			     "\"redis\":{\"server\":\"%s:%d\",\"connected\":%s,\"topics\":%zu,"
 			     "\"channels\":%lld,\"published\":%llu,\"received\":%llu,"
 			     "\"skipped_own\":%llu,\"local_only\":%llu,\"errors\":%llu,"
-			     "\"connects\":%llu},",
+			     "\"too_big\":%llu,\"connects\":%llu},",
 			     RD.host, RD.port, RD.pub.connected && RD.sub.connected ? "true" : "false",
 			     RD.ntopics, RD.sub.connected ? RD.channels : 0,
 			     (unsigned long long)RD.published, (unsigned long long)RD.received,
 			     (unsigned long long)RD.skipped_own, (unsigned long long)RD.local_only,
-			     (unsigned long long)RD.errors, (unsigned long long)RD.reconnects);
+			     (unsigned long long)RD.errors, (unsigned long long)RD.too_big,
+			     (unsigned long long)RD.reconnects);
 	if (n > 0)
 		*off = (size_t)n >= sz - *off ? sz : *off + (size_t)n;
 }
 
-int redis_init(const char *spec, int epfd)
+int redis_init(const char *spec, int epfd, size_t max_message)
 {
 	const char *colon = strrchr(spec, ':');
 	char *end;
@@ -396,6 +403,7 @@ int redis_init(const char *spec, int epfd)
 	RD.host[colon - spec] = 0;
 	RD.port = (int)port;
 	RD.epfd = epfd;
+	RD.max_message = max_message;
 	if (getrandom(RD.node, sizeof(RD.node), 0) != (ssize_t)sizeof(RD.node))
 		return -1;
 	RD.on = true;

@@ -10,7 +10,7 @@
 
 #include "topic.h"
 
-int redis_init(const char *hostport, int epfd);
+int redis_init(const char *hostport, int epfd, size_t max_message);
 void redis_destroy(void);
 void redis_event(void *tagged, uint32_t events);
 /* Reconnects; call it now and then. */

@@ -1359,7 +1359,7 @@ int main(int argc, char **argv)
 		};
 
 		topics_init(R.epfd, &to);
-		if (R.opt.redis && redis_init(R.opt.redis, R.epfd) < 0) {
+		if (R.opt.redis && redis_init(R.opt.redis, R.epfd, R.opt.max_message) < 0) {
 			logmsg("bad --redis '%s': expected HOST:PORT", R.opt.redis);
 			return 1;
 		}

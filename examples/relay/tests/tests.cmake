@@ -34,8 +34,8 @@ foreach(mode default kernel userland)
     _relay_add_test(relay_${t}_${mode} ${t} ${mode} 1)
   endforeach()
 endforeach()
-# Sharded sender threads.
-foreach(t fanout churn)
+# Sharded sender threads (topics stay in the main thread beside them).
+foreach(t fanout churn topics)
   _relay_add_test(relay_${t}_default_threads2 ${t} default 2)
 endforeach()
 
