@@ -843,6 +843,17 @@ static struct hconn *conn_new(int fd)
 	return c;
 }
 
+void relay_linger_conn(int fd)
+{
+	struct hconn *c = conn_new(fd);
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	conn_linger(c);
+}
+
 /* A kept-alive connection (after POST /pub/) reads its next request here. */
 void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen)
 {

@@ -1083,8 +1083,9 @@ static void pub_answer(struct pubconn *p, int status, const unsigned char *rest,
 		relay_adopt_conn(fd, rest, restlen);
 		return;
 	}
-	shutdown(fd, SHUT_WR);
-	pub_close(p);
+	/* a lingering close, so that the answer is not lost to a reset */
+	pub_release(p, false);
+	relay_linger_conn(fd);
 }
 
 static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
