@@ -59,6 +59,64 @@ static int parse_u64(const char *v, size_t len, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && (**s == ' ' || **s == '\t'))
+		(*s)++;
+	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+		(*e)--;
+}
+
+/*
+ * Is one permessage-deflate offer (its parameters after the name) one we can
+ * take?  We compress with a 32 KiB window and never keep a context, so only
+ * a server window below 15 bits is refused.
+ */
+static bool deflate_offer_ok(const char *p, const char *end)
+{
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p)), *pe, *eq, *k, *ke;
+
+		pe = semi ? semi : end;
+		k = p;
+		ke = pe;
+		eq = memchr(k, '=', (size_t)(ke - k));
+		if (eq)
+			ke = eq;
+		trim(&k, &ke);
+		if (ke - k == 26 && !strncasecmp(k, "server_no_context_takeover", 26)) {
+		} else if (ke - k == 26 && !strncasecmp(k, "client_no_context_takeover", 26)) {
+		} else if (ke - k == 22 && !strncasecmp(k, "client_max_window_bits", 22)) {
+		} else if (ke - k == 22 && !strncasecmp(k, "server_max_window_bits", 22)) {
+			const char *v = eq ? eq + 1 : pe, *ve = pe;
+
+			trim(&v, &ve);
+			if (ve - v >= 2 && *v == '"' && ve[-1] == '"')
+				v++, ve--;
+			if (ve - v != 2 || strncmp(v, "15", 2) != 0)
+				return false;
+		} else if (ke > k) {
+			return false; /* a parameter we do not know */
+		}
+		p = semi ? semi + 1 : end;
+	}
+	return true;
+}
+
+static void ws_extensions(struct http_req *req, const char *v, const char *end)
+{
+	while (v < end && !req->ws_deflate_offer) {
+		const char *comma = memchr(v, ',', (size_t)(end - v)), *e = comma ? comma : end;
+		const char *semi = memchr(v, ';', (size_t)(e - v)), *n = v, *ne = semi ? semi : e;
+
+		trim(&n, &ne);
+		if (ne - n == 18 && !strncasecmp(n, "permessage-deflate", 18) &&
+		    deflate_offer_ok(semi ? semi + 1 : e, e))
+			req->ws_deflate_offer = true;
+		v = comma ? comma + 1 : end;
+	}
+}
+
 /* One header field name: value (value with its whitespace trimmed here). */
 static int header_field(struct http_req *req, const char *name, size_t nlen,
 			const char *v, const char *vend)
@@ -92,6 +150,8 @@ static int header_field(struct http_req *req, const char *name, size_t nlen,
 			req->ws_key[0] = 0, req->ws_key[1] = 1; /* duplicate/too long: bad */
 		else
 			memcpy(req->ws_key, v, vlen), req->ws_key[vlen] = 0;
+	} else if (name_is(name, nlen, "sec-websocket-extensions")) {
+		ws_extensions(req, v, v + vlen);
 	} else if (name_is(name, nlen, "content-length")) {
 		if (parse_u64(v, vlen, (uint64_t)INT64_MAX, &x) < 0)
 			return 400;

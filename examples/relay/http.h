@@ -25,6 +25,7 @@ struct http_req {
 	bool upgrade_websocket;   /* Upgrade: websocket */
 	int ws_version;           /* Sec-WebSocket-Version, -1 if absent */
 	char ws_key[64];          /* Sec-WebSocket-Key, "" if absent or too long */
+	bool ws_deflate_offer;    /* an acceptable permessage-deflate offer (RFC 7692) */
 	int64_t content_length;   /* -1 if absent */
 	bool chunked;             /* Transfer-Encoding: chunked */
 	bool te_unsupported;      /* another transfer coding -> 501 */

@@ -22,7 +22,7 @@ static void usage(FILE *f)
 "                     [--max-delay-ms MS] [--threads N] [--sndbuf BYTES]\n"
 "                     [--drain-timeout S] [--verbose]\n"
 "                     [--max-message BYTES] [--history N] [--client-publish]\n"
-"                     [--max-topics N] [--redis HOST:PORT]\n"
+"                     [--max-topics N] [--redis HOST:PORT] [--ws-deflate]\n"
 "\n"
 "  --listen ADDR:PORT     viewers' HTTP address (default 127.0.0.1:8080; port 0 = any)\n"
 "  --ingest ADDR:PORT     publisher's raw TCP address (default 127.0.0.1:9000)\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f)
 "  --client-publish       WebSocket clients' messages publish to their topic\n"
 "  --max-topics N         bound on the number of topics (default 10000)\n"
 "  --redis HOST:PORT      share topics with other nodes through Redis pub/sub\n"
+"  --ws-deflate           accept permessage-deflate (one compressed frame per\n"
+"                         message, shared by its deflate subscribers)\n"
 "\n"
 "  --ingest ADDR:PORT=TOPIC and --stdin=TOPIC name the topic the stream feeds\n"
 "  (default live; GET / and GET /stream/TOPIC serve it).  Further --ingest\n"
@@ -98,6 +100,7 @@ void parse_args(int argc, char **argv, struct options *o)
 		{ "client-publish", no_argument, NULL, 'P' },
 		{ "max-topics", required_argument, NULL, 'T' },
 		{ "redis", required_argument, NULL, 'R' },
+		{ "ws-deflate", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -161,6 +164,7 @@ void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'P': o->client_publish = true; break;
 		case 'R': o->redis = optarg; break;
+		case 'Z': o->ws_deflate = true; break;
 		case 'T':
 			o->max_topics = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || o->max_topics < 1)

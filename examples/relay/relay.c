@@ -682,7 +682,11 @@ static bool conn_topic_request(struct hconn *c, const struct http_req *req, size
 		n = snprintf(hdr, sizeof(hdr),
 			     "HTTP/1.1 101 Switching Protocols\r\nServer: writevv-relay\r\n"
 			     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-			     "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+			     "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept,
+			     R.opt.ws_deflate && req->ws_deflate_offer
+				     ? "Sec-WebSocket-Extensions: permessage-deflate; "
+				       "server_no_context_takeover; client_no_context_takeover\r\n"
+				     : "");
 	} else {
 		n = snprintf(hdr, sizeof(hdr),
 			     "HTTP/1.1 200 OK\r\nServer: writevv-relay\r\nContent-Type: %s\r\n"
@@ -1367,6 +1371,7 @@ int main(int argc, char **argv)
 			.max_backlog = R.opt.max_backlog, .max_message = R.opt.max_message,
 			.history = R.opt.history, .max_topics = R.opt.max_topics,
 			.client_publish = R.opt.client_publish, .sndbuf = R.opt.sndbuf,
+			.ws_deflate = R.opt.ws_deflate,
 		};
 
 		topics_init(R.epfd, &to);

@@ -54,6 +54,7 @@ struct options {
 	unsigned max_topics;
 	bool client_publish;
 	const char *redis;         /* HOST:PORT or NULL */
+	bool ws_deflate;           /* accept permessage-deflate offers */
 	struct { const char *addr, *topic; } extra[MAX_EXTRA_INGEST]; /* --ingest A=T */
 	int n_extra;
 };

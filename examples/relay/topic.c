@@ -44,6 +44,11 @@ struct msg {
 	unsigned char wshdr_len;
 	unsigned char *sse;       /* "id: N\ndata: ...\n\n" for text */
 	size_t sse_len;
+	unsigned char *z;         /* permessage-deflate payload, if it is smaller */
+	size_t z_len;
+	unsigned char zhdr[WS_MAX_HEADER];
+	unsigned char zhdr_len;
+	bool z_done;
 	size_t len;
 	unsigned char data[];
 };
@@ -158,6 +163,7 @@ static void msg_unref(struct msg *m)
 {
 	if (--m->refs == 0) {
 		free(m->sse);
+		free(m->z);
 		free(m);
 	}
 }
@@ -197,11 +203,39 @@ static int msg_make_sse(struct msg *m)
 	return 0;
 }
 
+static bool is_ws(enum sub_kind k)
+{
+	return k == SUB_WS || k == SUB_WSZ;
+}
+
+/* The compressed frame of m, once, shared by every deflate subscriber. */
+static void msg_make_z(struct msg *m)
+{
+	unsigned char *z;
+	long n;
+
+	if (m->z_done || m->type == MSG_CTL)
+		return;
+	m->z_done = true;
+	n = ws_deflate_message(m->data, m->len, &z);
+	if (n < 0)
+		return;
+	if ((size_t)n >= m->len) {
+		free(z); /* does not shrink: plain frame */
+		return;
+	}
+	m->z = z;
+	m->z_len = (size_t)n;
+	m->zhdr_len = (unsigned char)ws_frame_header(
+		m->zhdr, m->type == MSG_TEXT ? WS_OP_TEXT : WS_OP_BINARY, true, (uint64_t)n);
+	m->zhdr[0] |= 0x40; /* RSV1: compressed */
+}
+
 /* The bytes a subscriber of kind k gets for m (0 pieces: not for it). */
 static int msg_iov(const struct msg *m, enum sub_kind k, struct iovec iov[2])
 {
 	if (m->type == MSG_CTL) {
-		if (k != SUB_WS)
+		if (k != SUB_WS && k != SUB_WSZ)
 			return 0;
 		iov[0] = (struct iovec){ (void *)m->data, m->len };
 		return 1;
@@ -217,6 +251,14 @@ static int msg_iov(const struct msg *m, enum sub_kind k, struct iovec iov[2])
 			return 0;
 		iov[0] = (struct iovec){ m->sse, m->sse_len };
 		return 1;
+	case SUB_WSZ:
+		if (m->z) {
+			iov[0] = (struct iovec){ (void *)m->zhdr, m->zhdr_len };
+			iov[1] = (struct iovec){ m->z, m->z_len };
+			return 2;
+		}
+		/* sent uncompressed (RSV1 clear), as RFC 7692 allows */
+		/* fall through */
 	case SUB_WS:
 		iov[0] = (struct iovec){ (void *)m->wshdr, m->wshdr_len };
 		if (!m->len)
@@ -452,7 +494,7 @@ bool topic_has_subscribers(const char *name)
 {
 	struct topic *t = topic_find(name);
 
-	return t && (t->nsubs[0] || t->nsubs[1] || t->nsubs[2]);
+	return t && (t->nsubs[0] || t->nsubs[1] || t->nsubs[2] || t->nsubs[3]);
 }
 
 /* ---- subscribers ---------------------------------------------------------- */
@@ -496,7 +538,7 @@ static void sub_detach(struct sub *s)
 	t->refs--;
 	T.tot.subscribers--;
 	s->t = NULL;
-	if (!t->nsubs[0] && !t->nsubs[1] && !t->nsubs[2])
+	if (!t->nsubs[0] && !t->nsubs[1] && !t->nsubs[2] && !t->nsubs[3])
 		redis_interest(t->name, false);
 	topic_maybe_free(t);
 }
@@ -691,7 +733,7 @@ static void sub_drop(struct sub *s)
 	s->t->drops++;
 	vlogmsg("subscriber fd %d of topic %s dropped: backlog over %zu bytes", s->fd,
 		s->t->name, T.o.max_backlog);
-	if (s->kind == SUB_WS) {
+	if (is_ws(s->kind)) {
 		unsigned char f[4] = { 0x88, 2, WS_CLOSE_POLICY >> 8, WS_CLOSE_POLICY & 0xff };
 		struct iovec iov = { f, sizeof(f) };
 		struct msg *m = msg_new(MSG_CTL, &iov, 1);
@@ -809,7 +851,7 @@ static void sub_readable(struct sub *s)
 			return;
 		}
 		if (r == 0) {
-			if (s->st == S_LINGER || s->kind == SUB_WS) {
+			if (s->st == S_LINGER || is_ws(s->kind)) {
 				sub_close(s, false);
 			} else {
 				/* a stream/SSE client may half-close and still watch */
@@ -818,7 +860,7 @@ static void sub_readable(struct sub *s)
 			}
 			return;
 		}
-		if (s->st == S_LINGER || s->st == S_CLOSING || s->kind != SUB_WS) {
+		if (s->st == S_LINGER || s->st == S_CLOSING || !is_ws(s->kind)) {
 			s->discarded += (size_t)r;
 			if (s->discarded > ((size_t)1 << 20) && s->st != S_READY &&
 			    s->st != S_BEHIND)
@@ -864,21 +906,26 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 			topic_maybe_free(t);
 		return -1;
 	}
+	if (kind == SUB_WS && req && req->ws_deflate_offer && T.o.ws_deflate)
+		kind = SUB_WSZ; /* relay.c said so in the handshake */
 	s->tag.kind = TAG_SUB;
 	s->fd = fd;
 	s->kind = kind;
 	s->t = t;
 	s->st = S_READY;
 	s->reading = true;
-	if (kind == SUB_WS) {
+	if (is_ws(kind)) {
 		s->wp = malloc(sizeof(*s->wp));
-		if (!s->wp) {
+		if (!s->wp || (ws_parser_init(s->wp, T.o.max_message),
+			       kind == SUB_WSZ && ws_parser_enable_deflate(s->wp) < 0)) {
+			if (s->wp)
+				ws_parser_free(s->wp);
+			free(s->wp);
 			close(fd);
 			free(s);
 			topic_maybe_free(t);
 			return -1;
 		}
-		ws_parser_init(s->wp, T.o.max_message);
 	}
 	if (T.o.sndbuf > 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &T.o.sndbuf, sizeof(T.o.sndbuf));
@@ -895,13 +942,14 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 		topic_maybe_free(t);
 		return -1;
 	}
-	if (!t->nsubs[0] && !t->nsubs[1] && !t->nsubs[2])
+	if (!t->nsubs[0] && !t->nsubs[1] && !t->nsubs[2] && !t->nsubs[3])
 		redis_interest(t->name, true);
 	t->nsubs[kind]++;
 	t->refs++;
 	T.tot.subscribers++;
 	vlogmsg("subscriber fd %d on topic %s (%s)", fd, t->name,
-		kind == SUB_WS ? "websocket" : kind == SUB_SSE ? "sse" : "stream");
+		kind == SUB_WSZ ? "websocket, permessage-deflate" : kind == SUB_WS ? "websocket" :
+		kind == SUB_SSE ? "sse" : "stream");
 	/* SSE resume: the kept text messages after Last-Event-ID, in order */
 	if (kind == SUB_SSE && req && req->has_last_event_id && T.o.history) {
 		for (unsigned i = 0; i < t->hist_n; i++) {
@@ -916,7 +964,7 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 			bl_flush(s);
 		}
 	}
-	if (prelen && kind == SUB_WS && s->st != S_DEAD)
+	if (prelen && is_ws(kind) && s->st != S_DEAD)
 		ws_input(s, pre, prelen);
 	return 0;
 }
@@ -931,7 +979,11 @@ static void fan_batch(struct topic *t, enum sub_kind k, struct msg **ms, size_t 
 	int cnt = 0, n, j;
 
 	for (i = 0; i < nm; i++) {
-		int c = msg_iov(ms[i], k, T.iov + cnt);
+		int c;
+
+		if (k == SUB_WSZ)
+			msg_make_z(ms[i]);
+		c = msg_iov(ms[i], k, T.iov + cnt);
 
 		for (j = 0; j < c; j++)
 			total += T.iov[cnt + j].iov_len;
@@ -1255,7 +1307,7 @@ void topics_going_away(uint64_t drain_ns)
 				while (t->ready[k].n) {
 					struct sub *s = t->ready[k].v[t->ready[k].n - 1];
 
-					if (s->kind == SUB_WS)
+					if (is_ws(s->kind))
 						ws_close_with(s, WS_CLOSE_GOING_AWAY, false);
 					else
 						sub_start_closing(s);
@@ -1263,7 +1315,7 @@ void topics_going_away(uint64_t drain_ns)
 			while (t->behind.n) {
 				struct sub *s = t->behind.v[t->behind.n - 1];
 
-				if (s->kind == SUB_WS)
+				if (is_ws(s->kind))
 					ws_close_with(s, WS_CLOSE_GOING_AWAY, false);
 				else
 					sub_start_closing(s);
@@ -1382,12 +1434,13 @@ void topics_stats_json(char *buf, size_t sz, size_t *off)
 		for (struct topic *t = T.buckets[b]; t; t = t->hnext) {
 			jappend(buf, sz, off,
 				"%s\"%s\":{\"subscribers\":%u,\"stream\":%u,\"sse\":%u,"
-				"\"websocket\":%u,\"messages\":%llu,\"seq\":%llu,"
+				"\"websocket\":%u,\"websocket_deflate\":%u,\"messages\":%llu,\"seq\":%llu,"
 				"\"bytes_in\":%llu,\"bytes_out\":%llu,\"deliveries\":%llu,"
 				"\"drops\":%llu,\"history\":%u}",
 				first ? "" : ",", t->name,
-				t->nsubs[0] + t->nsubs[1] + t->nsubs[2], t->nsubs[SUB_STREAM],
-				t->nsubs[SUB_SSE], t->nsubs[SUB_WS],
+				t->nsubs[0] + t->nsubs[1] + t->nsubs[2] + t->nsubs[3],
+				t->nsubs[SUB_STREAM], t->nsubs[SUB_SSE],
+				t->nsubs[SUB_WS] + t->nsubs[SUB_WSZ], t->nsubs[SUB_WSZ],
 				(unsigned long long)t->messages, (unsigned long long)t->seq,
 				(unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
 				(unsigned long long)t->deliveries, (unsigned long long)t->drops,

@@ -15,7 +15,8 @@
 
 #include "http.h"
 
-enum sub_kind { SUB_STREAM, SUB_SSE, SUB_WS, SUB_KINDS };
+/* SUB_WSZ: WebSocket with permessage-deflate (one compressed frame per message) */
+enum sub_kind { SUB_STREAM, SUB_SSE, SUB_WS, SUB_WSZ, SUB_KINDS };
 
 enum msg_type {
 	MSG_TEXT,     /* published as text: WebSocket text frame, an SSE event */
@@ -29,6 +30,7 @@ struct topic_opts {
 	unsigned history;
 	unsigned max_topics;
 	bool client_publish;
+	bool ws_deflate;
 	int sndbuf;
 };
 

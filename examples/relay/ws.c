@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -105,11 +106,103 @@ void ws_parser_init(struct ws_parser *p, size_t max_message)
 	p->max_message = max_message;
 }
 
+int ws_parser_enable_deflate(struct ws_parser *p)
+{
+	z_stream *z = calloc(1, sizeof(*z));
+
+	if (!z)
+		return -1;
+	if (inflateInit2(z, -15) != Z_OK) {
+		free(z);
+		return -1;
+	}
+	p->inflater = z;
+	return 0;
+}
+
 void ws_parser_free(struct ws_parser *p)
 {
 	free(p->msg);
 	p->msg = NULL;
 	p->msg_cap = p->msg_len = 0;
+	if (p->inflater) {
+		inflateEnd(p->inflater);
+		free(p->inflater);
+		p->inflater = NULL;
+	}
+	free(p->plain);
+	p->plain = NULL;
+	p->plain_cap = 0;
+}
+
+/*
+ * Inflate the message in p->msg (with the 00 00 ff ff the sender removed)
+ * into p->plain, never beyond max_message.  Returns its length, or -1 when
+ * too big, -2 when not valid deflate data.
+ */
+static long inflate_message(struct ws_parser *p)
+{
+	static const unsigned char tail[4] = { 0, 0, 0xff, 0xff };
+	z_stream *z = p->inflater;
+	size_t produced;
+
+	if (!p->plain) {
+		p->plain_cap = p->max_message + 1; /* one more: "over the bound" */
+		p->plain = malloc(p->plain_cap);
+		if (!p->plain)
+			return -1;
+	}
+	inflateReset(z); /* client_no_context_takeover */
+	z->next_out = p->plain;
+	z->avail_out = (uInt)p->plain_cap;
+	for (int part = 0; part < 2; part++) {
+		z->next_in = part ? (unsigned char *)tail : p->msg;
+		z->avail_in = part ? 4 : (uInt)p->msg_len;
+		while (z->avail_in) {
+			int rc;
+
+			if (z->avail_out == 0)
+				return -1;
+			rc = inflate(z, Z_SYNC_FLUSH);
+			if (rc == Z_STREAM_END)
+				goto done; /* a final block: what follows is not data */
+			if (rc != Z_OK)
+				return -2; /* bad data, or no progress possible */
+		}
+	}
+done:
+	produced = p->plain_cap - z->avail_out;
+	return produced > p->max_message ? -1 : (long)produced;
+}
+
+long ws_deflate_message(const unsigned char *in, size_t len, unsigned char **out)
+{
+	static z_stream z;
+	static bool ready;
+	unsigned char *buf;
+	size_t cap;
+
+	if (!ready) {
+		if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return -1;
+		ready = true;
+	}
+	deflateReset(&z); /* server_no_context_takeover: every message alone */
+	cap = deflateBound(&z, (uLong)len) + 16;
+	buf = malloc(cap);
+	if (!buf)
+		return -1;
+	z.next_in = (unsigned char *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = buf;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in != 0 || cap - z.avail_out < 4) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	return (long)(cap - z.avail_out - 4); /* without 00 00 ff ff */
 }
 
 static void fail(struct ws_parser *p, struct ws_event *ev, unsigned code)
@@ -149,8 +242,11 @@ static unsigned header_done(struct ws_parser *p)
 
 	p->fin = b0 & 0x80;
 	p->opcode = b0 & 0x0f;
-	if (b0 & 0x70)
-		return WS_CLOSE_PROTOCOL; /* RSV bits without an extension */
+	/* RSV2/3: no extension uses them; RSV1 only on the first frame of a
+	 * data message with permessage-deflate */
+	if ((b0 & 0x30) || ((b0 & 0x40) && (!p->inflater ||
+					      (p->opcode != WS_OP_TEXT && p->opcode != WS_OP_BINARY))))
+		return WS_CLOSE_PROTOCOL;
 	if (!(b1 & 0x80))
 		return WS_CLOSE_PROTOCOL; /* a client frame must be masked */
 	if (plen == 126) {
@@ -177,6 +273,7 @@ static unsigned header_done(struct ws_parser *p)
 		if (p->msg_opcode)
 			return WS_CLOSE_PROTOCOL; /* a new message inside a fragmented one */
 		p->msg_opcode = p->opcode;
+		p->msg_compressed = (b0 & 0x40) != 0;
 		p->msg_len = 0;
 		break;
 	case WS_OP_CONT:
@@ -238,18 +335,32 @@ static bool frame_done(struct ws_parser *p, struct ws_event *ev)
 		}
 		p->failed = true; /* nothing may follow a close */
 		return true;
-	default:
+	default: {
+		const unsigned char *data = p->msg;
+		size_t len = p->msg_len;
+
 		if (!p->fin)
 			return false;
-		if (p->msg_opcode == WS_OP_TEXT && !ws_utf8_valid(p->msg, p->msg_len)) {
+		if (p->msg_compressed) {
+			long n = inflate_message(p);
+
+			if (n < 0) {
+				fail(p, ev, n == -1 ? WS_CLOSE_TOO_BIG : WS_CLOSE_INVALID_DATA);
+				return true;
+			}
+			data = p->plain;
+			len = (size_t)n;
+		}
+		if (p->msg_opcode == WS_OP_TEXT && !ws_utf8_valid(data, len)) {
 			fail(p, ev, WS_CLOSE_INVALID_DATA);
 			return true;
 		}
 		ev->kind = p->msg_opcode == WS_OP_TEXT ? WS_EV_TEXT : WS_EV_BINARY;
-		ev->data = p->msg;
-		ev->len = p->msg_len;
+		ev->data = data;
+		ev->len = len;
 		p->msg_opcode = 0;
 		return true;
+	}
 	}
 }
 

@@ -71,11 +71,25 @@ struct ws_parser {
 	unsigned char ctl[125];
 	/* the data message being reassembled */
 	int msg_opcode;         /* 0: none in progress */
+	bool msg_compressed;    /* RSV1 on its first frame (permessage-deflate) */
 	unsigned char *msg;
 	size_t msg_len, msg_cap;
+	/* permessage-deflate (RFC 7692), client_no_context_takeover */
+	void *inflater;         /* z_stream, NULL unless negotiated */
+	unsigned char *plain;   /* the inflated message, up to max_message */
+	size_t plain_cap;
 };
 
 void ws_parser_init(struct ws_parser *p, size_t max_message);
+/* permessage-deflate was negotiated: RSV1 marks compressed messages. -1: no memory. */
+int ws_parser_enable_deflate(struct ws_parser *p);
+/*
+ * permessage-deflate for server messages with server_no_context_takeover:
+ * compress in[0..len) on its own (raw deflate, the final 00 00 ff ff
+ * removed, RFC 7692 7.2.1) into a malloc'd buffer.  Returns its length, or
+ * -1.  One stream is kept per process and reset for every message.
+ */
+long ws_deflate_message(const unsigned char *in, size_t len, unsigned char **out);
 void ws_parser_free(struct ws_parser *p);
 /*
  * Consume in[0..len) up to the next event; *used says how much.  Event data

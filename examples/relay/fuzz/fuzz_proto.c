@@ -3,9 +3,11 @@
  * libFuzzer target of the relay's attacker-facing parsers (http.c, ws.c):
  * the request head, the handshake key, chunked bodies and WebSocket client
  * frames, fed in pieces as the network would.  Byte 0 picks the parser
- * (0 HTTP, 1 chunked, 2 WebSocket, 3 all three on the same bytes), byte 1
- * the piece size (0: all at once).  Invariants are checked with abort().
+ * (bits 0-1: 0 HTTP, 1 chunked, 2 WebSocket, 3 all three on the same bytes;
+ * bit 2: permessage-deflate negotiated), byte 1 the piece size (0: all at
+ * once).  Invariants are checked with abort().
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +72,14 @@ static void fuzz_chunked(const uint8_t *d, size_t n, size_t piece)
 		abort();
 }
 
-static void fuzz_ws(const uint8_t *d, size_t n, size_t piece)
+static void fuzz_ws(const uint8_t *d, size_t n, size_t piece, bool deflate)
 {
 	struct ws_parser p;
 	size_t off = 0;
 
 	ws_parser_init(&p, WS_MAX);
+	if (deflate && ws_parser_enable_deflate(&p) < 0)
+		abort();
 	while (off < n) {
 		size_t len = piece && n - off > piece ? piece : n - off;
 		size_t pos = 0;
@@ -127,11 +131,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t piece;
-	int which;
+	int which, flags;
 
 	if (size < 2)
 		return 0;
-	which = data[0] & 3;
+	flags = data[0];
+	which = flags & 3;
 	piece = data[1];
 	data += 2;
 	size -= 2;
@@ -140,6 +145,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (which == 1 || which == 3)
 		fuzz_chunked(data, size, piece);
 	if (which == 2 || which == 3)
-		fuzz_ws(data, size, piece);
+		fuzz_ws(data, size, piece, (flags & 4) != 0);
 	return 0;
 }

@@ -3,11 +3,12 @@
 #   RELAY LOADGEN LOADER MODE THREADS
 # The kernel variants load the BPF program with writevv-loader when the relay
 # reports it missing, and fail (never skip) if kernel mode cannot be used.
-set(_relay_tests fanout churn http topics wsabuse ffmpeg_ws redis)
+set(_relay_tests fanout churn http topics topics_deflate wsabuse ffmpeg_ws redis)
 set(_relay_timeout_fanout 240)
 set(_relay_timeout_churn 180)
 set(_relay_timeout_http 120)
 set(_relay_timeout_topics 180)
+set(_relay_timeout_topics_deflate 180)
 set(_relay_timeout_wsabuse 180)
 set(_relay_timeout_ffmpeg_ws 120)
 set(_relay_timeout_redis 180)
@@ -44,6 +45,6 @@ pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 add_executable(unit_relay_proto ${CMAKE_CURRENT_SOURCE_DIR}/tests/unit_relay_proto.c
   ${CMAKE_CURRENT_SOURCE_DIR}/http.c ${CMAKE_CURRENT_SOURCE_DIR}/ws.c)
 target_include_directories(unit_relay_proto PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(unit_relay_proto PRIVATE PkgConfig::CMOCKA OpenSSL::Crypto)
+target_link_libraries(unit_relay_proto PRIVATE PkgConfig::CMOCKA OpenSSL::Crypto ZLIB::ZLIB)
 add_test(NAME unit_relay_proto COMMAND unit_relay_proto)
 set_tests_properties(unit_relay_proto PROPERTIES LABELS "relay")

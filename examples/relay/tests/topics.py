@@ -20,6 +20,7 @@ W = sys.argv[2]
 WSRECORD = sys.argv[3]
 BASE = "127.0.0.1:%d" % PORT
 
+DEFLATE = os.environ.get("TOPICS_DEFLATE") == "1"
 N_TEXT = int(os.environ.get("RELAY_TEST_MESSAGES", "400"))  # topic A, text
 N_BIN = N_TEXT // 4                                             # topic B, binary
 N_PUBS, N_PER_PUB = 4, N_TEXT // 4                              # topic C, concurrent
@@ -110,6 +111,10 @@ async def main():
         log(json.dumps(rt.stats(PORT).get("topics")))
         return
     st = rt.stats(PORT)
+    if DEFLATE:
+        check("stats: every WebSocket subscriber of A negotiated permessage-deflate",
+              st["topics"]["A"]["websocket_deflate"] == PY_WS_A + 2,
+              "(%s)" % st["topics"]["A"]["websocket_deflate"])
     check("stats: subscribers total %d" % (n_a + n_b + n_c),
           st["subscribers"] == n_a + n_b + n_c, "(%s)" % st["subscribers"])
     check("stats: per-topic kinds (A: %d ws + %d sse)" % (PY_WS_A + 2, SSE_A),
@@ -253,11 +258,45 @@ async def main():
           [e[0] for e in ev] == list(range(last + 1, N_TEXT + 2)) and
           [e[1].encode() for e in ev] == EXP_A[last:] + [b"END"], "(ids %s)" % [e[0] for e in ev][:5])
 
+    if DEFLATE:
+        # A client publishes compressed messages (--client-publish); two
+        # deflate subscribers and one without compression check them.
+        msgs = [("t", "compressible %d " % i + "abc" * (i * 1000)) for i in range(20)] + \
+               [("b", bytes((i * j) & 255 for j in range(5000))) for i in range(10)] + \
+               [("t", "big " + "0123456789" * 100000)]  # 1 MB, compresses to ~2 KB
+        async def dsub(compress):
+            got = []
+            async with websockets.connect("ws://%s/ws/D" % BASE, max_size=None,
+                                          compression=compress) as ws:
+                async for m in ws:
+                    if m == "END":
+                        break
+                    got.append(m)
+            return got
+        dsubs = [asyncio.create_task(dsub("deflate")), asyncio.create_task(dsub("deflate")),
+                 asyncio.create_task(dsub(None))]
+        await rt.wait_for(lambda: rt.stats(PORT)["topics"].get("D", {}).get("subscribers") == 3,
+                          20, "D subscribers joined")
+        async with websockets.connect("ws://%s/ws/D" % BASE, max_size=None) as pub:
+            for kind, m in msgs:
+                await pub.send(m)
+            await pub.send("END")
+            await asyncio.sleep(0.2)
+        want = [m for _, m in msgs]
+        for k, t in enumerate(dsubs):
+            try:
+                got = await asyncio.wait_for(t, 30)
+            except Exception as e:
+                got = repr(e)
+            check("deflate: client-published compressed messages (up to 1 MB) reach D#%d (%s) intact"
+                  % (k, "deflate" if k < 2 else "no compression"), got == want,
+                  "(got %s)" % (len(got) if isinstance(got, list) else got))
+
     st = rt.stats(PORT)
     log("stats:", json.dumps({k: st[k] for k in ("messages", "deliveries", "message_writevv_calls",
                                                   "message_drops", "sender_cpu_ns_per_message", "engine")}))
     check("stats: no drops", st["message_drops"] == 0)
-    total_msgs = N_TEXT + N_BIN + N_PUBS * N_PER_PUB + 3
+    total_msgs = N_TEXT + N_BIN + N_PUBS * N_PER_PUB + 3 + (32 if DEFLATE else 0)
     check("stats: %d messages" % total_msgs, st["messages"] == total_msgs, "(%s)" % st["messages"])
     check("stats: fewer writevv calls than deliveries (coalesced, one call per topic and kind)",
           st["message_writevv_calls"] < st["deliveries"])

@@ -6,7 +6,7 @@
 need curl jq node /usr/bin/python3
 D=$(cd "$(dirname "$0")" && pwd)
 
-start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --history 64
+start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --history 64 ${TOPICS_EXTRA:-}
 PYTHONPATH="$D" /usr/bin/python3 "$D/topics.py" "$LPORT" "$W" "$D/wsrecord.js"
 rc=$?
 check "topics.py passed (rc=$rc)" test "$rc" = 0

@@ -279,6 +279,67 @@ static void test_ws_parser(void **state)
 	}
 }
 
+static void test_deflate_roundtrip(void **state)
+{
+	static unsigned char text[20000], in[30000];
+	unsigned char *z;
+	struct ws_parser p;
+	struct ws_event ev;
+	size_t used, n;
+	long zl;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = (unsigned char)('a' + i % 7);
+	zl = ws_deflate_message(text, sizeof(text), &z);
+	assert_true(zl > 0 && (size_t)zl < sizeof(text) / 10);
+	/* as a client would send it: masked, RSV1 */
+	n = mkframe(in, 0xc1, (const char *)z, (size_t)zl);
+	ws_parser_init(&p, sizeof(text));
+	assert_int_equal(ws_parser_enable_deflate(&p), 0);
+	ws_parse(&p, in, n, &used, &ev);
+	assert_int_equal(ev.kind, WS_EV_TEXT);
+	assert_int_equal(ev.len, sizeof(text));
+	assert_memory_equal(ev.data, text, sizeof(text));
+	/* the same message once more: no context is kept between messages */
+	ws_parse(&p, in, n, &used, &ev);
+	assert_int_equal(ev.kind, WS_EV_TEXT);
+	assert_int_equal(ev.len, sizeof(text));
+	ws_parser_free(&p);
+	/* one byte under what it inflates to: 1009 */
+	ws_parser_init(&p, sizeof(text) - 1);
+	assert_int_equal(ws_parser_enable_deflate(&p), 0);
+	ws_parse(&p, in, n, &used, &ev);
+	assert_int_equal(ev.kind, WS_EV_ERROR);
+	assert_int_equal(ev.code, WS_CLOSE_TOO_BIG);
+	ws_parser_free(&p);
+	/* RSV1 without the extension: 1002 */
+	ws_parser_init(&p, sizeof(text));
+	ws_parse(&p, in, n, &used, &ev);
+	assert_int_equal(ev.kind, WS_EV_ERROR);
+	assert_int_equal(ev.code, WS_CLOSE_PROTOCOL);
+	ws_parser_free(&p);
+	free(z);
+}
+
+static void test_deflate_offers(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("GET /ws/a HTTP/1.1\r\nHost: x\r\n"
+			       "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"), 0);
+	assert_true(req.ws_deflate_offer);
+	assert_int_equal(parse("GET /ws/a HTTP/1.1\r\nHost: x\r\n"
+			       "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, "
+			       "permessage-deflate; server_max_window_bits=\"15\"\r\n\r\n"), 0);
+	assert_true(req.ws_deflate_offer); /* the second offer */
+	assert_int_equal(parse("GET /ws/a HTTP/1.1\r\nHost: x\r\n"
+			       "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n\r\n"), 0);
+	assert_false(req.ws_deflate_offer);
+	assert_int_equal(parse("GET /ws/a HTTP/1.1\r\nHost: x\r\n"
+			       "Sec-WebSocket-Extensions: x-webkit-deflate-frame, permessage-deflate; foo\r\n\r\n"), 0);
+	assert_false(req.ws_deflate_offer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +351,8 @@ int main(void)
 		cmocka_unit_test(test_frame_header),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_ws_parser),
+		cmocka_unit_test(test_deflate_roundtrip),
+		cmocka_unit_test(test_deflate_offers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

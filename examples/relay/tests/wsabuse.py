@@ -14,6 +14,8 @@ import struct
 import subprocess
 import sys
 
+import zlib
+
 import websockets
 
 import relaytest as rt
@@ -102,12 +104,20 @@ async def read_frames_until_close(r, timeout=10):
         buf += chunk
 
 
-async def expect_close(desc, data, code, path="/ws/S"):
+async def expect_close(desc, data, code, path="/ws/S", headers=None, pmd_accepted=True):
     global ABUSE
     ABUSE += 1
-    status, _, r, w = await handshake(path)
+    status, hdr, r, w = await handshake(path, headers=headers)
     if not check("%s: handshake 101" % desc, status == 101, "(%s)" % status):
         return
+    if headers and "Sec-WebSocket-Extensions" in headers:
+        got = hdr.get("sec-websocket-extensions", "")
+        if pmd_accepted:
+            check("%s: permessage-deflate accepted (server and client no context takeover)" % desc,
+                  got == "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                  "(%r)" % got)
+        else:
+            check("%s: the offer is declined" % desc, got == "", "(%r)" % got)
     w.write(data)
     await w.drain()
     got, eof, _ = await read_frames_until_close(r)
@@ -264,6 +274,29 @@ async def main():
     await expect_close("close reason not UTF-8", frame(8, struct.pack("!H", 1000) + b"\xff"), 1007)
     await expect_close("close 1000 is echoed", frame(8, struct.pack("!H", 1000) + b"bye"), 1000)
     await expect_close("close 4000 (application) is echoed", frame(8, struct.pack("!H", 4000)), 4000)
+
+    # permessage-deflate (the relay runs with --ws-deflate): compressed frames
+    # that break RFC 7692 or the bounds.
+    def deflate(b):
+        c = zlib.compressobj(wbits=-15)
+        out = c.compress(b) + c.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(b"\x00\x00\xff\xff")
+        return out[:-4]
+    pmd = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+    await expect_close("deflate: not deflate data", frame(1, b"\xff\xfe\xfd\xfc", rsv=4), 1007,
+                       headers=pmd)
+    await expect_close("deflate: inflates over --max-message (a %d-byte bomb)"
+                       % len(deflate(bytes(MAX_MESSAGE * 4))),
+                       frame(2, deflate(bytes(MAX_MESSAGE * 4)), rsv=4), 1009, headers=pmd)
+    await expect_close("deflate: compressed text not UTF-8", frame(1, deflate(b"ok \xc0\xaf"), rsv=4),
+                       1007, headers=pmd)
+    await expect_close("deflate: RSV1 on a continuation", frame(1, b"a", fin=False) +
+                       frame(0, deflate(b"b"), rsv=4), 1002, headers=pmd)
+    await expect_close("deflate: RSV1 on a ping", frame(9, b"p", rsv=4), 1002, headers=pmd)
+    await expect_close("deflate: a server window below 15 bits is refused, so RSV1 is an error",
+                       frame(1, deflate(b"x"), rsv=4), 1002,
+                       headers={"Sec-WebSocket-Extensions": "permessage-deflate; server_max_window_bits=10"},
+                       pmd_accepted=False)
 
     # Ping: a pong with the same payload; a multi-byte UTF-8 char split over
     # fragments is valid; a fragmented masked message with a ping in between
