@@ -64,6 +64,7 @@ struct hconn {
 	size_t discarded;
 	uint64_t deadline;
 	struct hconn *prev, *next, *next_dead;
+	struct hconn *next_ready;   /* holds a whole request already (pipelining) */
 	char *out;
 	char in[HTTP_MAX_HEADER];
 };
@@ -91,6 +92,7 @@ static struct {
 	unsigned rr;
 
 	struct hconn *conns, *dead_conns;
+	struct hconn *ready_conns;  /* adopted with a request in 'in': parse them next */
 	uint64_t http_errors, http_requests, sessions, bytes_in, session_bytes;
 	uint64_t start_ns;
 	uint64_t next_sweep, next_stats;
@@ -875,8 +877,26 @@ void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen)
 	memcpy(c->in, pre, prelen);
 	c->inlen = prelen;
 	end = http_header_end(c->in, c->inlen);
-	if (end)
-		conn_request(c, end);
+	if (end) {
+		/* parsed by the main loop, not here: pipelined requests would recurse */
+		c->next_ready = R.ready_conns;
+		R.ready_conns = c;
+	}
+}
+
+static void run_ready_conns(void)
+{
+	while (R.ready_conns) {
+		struct hconn *c = R.ready_conns;
+		size_t end;
+
+		R.ready_conns = c->next_ready;
+		if (c->st != H_READ)
+			continue;
+		end = http_header_end(c->in, c->inlen);
+		if (end)
+			conn_request(c, end);
+	}
 }
 
 static void accept_viewers(void)
@@ -1213,6 +1233,7 @@ static void run(void)
 		if (R.wpos != R.head &&
 		    now >= R.pending_since + (uint64_t)R.opt.max_delay_ms * 1000000ULL)
 			flush_chunk();
+		run_ready_conns();
 		topics_tick();
 		if (!R.threaded)
 			shard_reap(&R.shards[0]);
