@@ -1478,6 +1478,7 @@ void topics_destroy(void)
 			topic_free(t);
 		}
 	topics_reap();
+	ws_deflate_cleanup();
 	free(T.fds);
 	free(T.rets);
 	free(T.errs);

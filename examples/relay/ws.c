@@ -175,34 +175,43 @@ done:
 	return produced > p->max_message ? -1 : (long)produced;
 }
 
+static z_stream deflater;   /* one for the process, reset for each message */
+static bool deflater_ready;
+
+void ws_deflate_cleanup(void)
+{
+	if (deflater_ready)
+		deflateEnd(&deflater);
+	deflater_ready = false;
+}
+
 long ws_deflate_message(const unsigned char *in, size_t len, unsigned char **out)
 {
-	static z_stream z;
-	static bool ready;
+	z_stream *zs = &deflater;
 	unsigned char *buf;
 	size_t cap;
 
-	if (!ready) {
-		if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+	if (!deflater_ready) {
+		if (deflateInit2(zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
 				 Z_DEFAULT_STRATEGY) != Z_OK)
 			return -1;
-		ready = true;
+		deflater_ready = true;
 	}
-	deflateReset(&z); /* server_no_context_takeover: every message alone */
-	cap = deflateBound(&z, (uLong)len) + 16;
+	deflateReset(zs); /* server_no_context_takeover: every message alone */
+	cap = deflateBound(zs, (uLong)len) + 16;
 	buf = malloc(cap);
 	if (!buf)
 		return -1;
-	z.next_in = (unsigned char *)in;
-	z.avail_in = (uInt)len;
-	z.next_out = buf;
-	z.avail_out = (uInt)cap;
-	if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in != 0 || cap - z.avail_out < 4) {
+	zs->next_in = (unsigned char *)in;
+	zs->avail_in = (uInt)len;
+	zs->next_out = buf;
+	zs->avail_out = (uInt)cap;
+	if (deflate(zs, Z_SYNC_FLUSH) != Z_OK || zs->avail_in != 0 || cap - zs->avail_out < 4) {
 		free(buf);
 		return -1;
 	}
 	*out = buf;
-	return (long)(cap - z.avail_out - 4); /* without 00 00 ff ff */
+	return (long)(cap - zs->avail_out - 4); /* without 00 00 ff ff */
 }
 
 static void fail(struct ws_parser *p, struct ws_event *ev, unsigned code)

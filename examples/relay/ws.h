@@ -90,6 +90,7 @@ int ws_parser_enable_deflate(struct ws_parser *p);
  * -1.  One stream is kept per process and reset for every message.
  */
 long ws_deflate_message(const unsigned char *in, size_t len, unsigned char **out);
+void ws_deflate_cleanup(void);
 void ws_parser_free(struct ws_parser *p);
 /*
  * Consume in[0..len) up to the next event; *used says how much.  Event data

@@ -320,6 +320,7 @@ static void test_deflate_roundtrip(void **state)
 	assert_int_equal(ev.code, WS_CLOSE_PROTOCOL);
 	ws_parser_free(&p);
 	free(z);
+	ws_deflate_cleanup();
 }
 
 static void test_deflate_offers(void **state)
