@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "helpers.h"
 #include "writevv.h"
@@ -584,4 +585,17 @@ void sink_free(struct sink *s)
 	close(s->epfd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+int open_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own */
 }

@@ -50,6 +50,19 @@ const char *loader_path(void);
  * $WRITEVV_PIN_DIR like the library. Returns its exit status. */
 int run_loader(const char *args);
 
+/* Descriptors this process has open (the library's own must stay flat). */
+int open_fd_count(void);
+
+/* Built with AddressSanitizer (gcc or clang)? */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
+#define UNDER_ASAN 1
+#endif
+
 #endif
 
 /* Sum over CPUs of the program's counters (pinned wvv_stats). 0 or -errno. */

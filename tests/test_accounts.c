@@ -259,20 +259,6 @@ static int teardown(void **state)
 
 /* ---- the victim -------------------------------------------------------- */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Sum of the per-CPU frame counts of the victim's own tree (read-only). */
 static long long frames_counted(void)
 {
@@ -383,10 +369,10 @@ static void *phase_b(void *arg)
 
 	b->frames_before = frames_counted();
 	broadcast(b->v, CLIENTS);
-	b->fds_first = count_fds();
+	b->fds_first = open_fd_count();
 	for (i = 1; i < MSG_B; i++)
 		broadcast(b->v, CLIENTS);
-	b->fds_last = count_fds();
+	b->fds_last = open_fd_count();
 	b->mode = mode_now();
 	b->frames_after = frames_counted();
 	return NULL;

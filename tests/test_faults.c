@@ -39,14 +39,6 @@
 
 #define PG 4096
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
-#define UNDER_ASAN 1
-#endif
 #define ROUNDS 6 /* the default mode may pick another engine each time */
 
 enum { K_TCP, K_UNIX, K_UDGRAM, K_PIPE, K_FILE, K_NULL, K_UDP, K_BAD, K_NEG, NKINDS };

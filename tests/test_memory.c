@@ -39,14 +39,6 @@
 #include "helpers.h"
 #include "writevv.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(UNDER_ASAN)
-#define UNDER_ASAN 1
-#endif
 
 #define FILL 0x5a
 #define KIB 1024L

@@ -14,7 +14,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -78,19 +77,6 @@ static int pin(const char *name)
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
 	return bpf_obj_get(p);
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 struct pair {
@@ -226,7 +212,7 @@ static void test_tamper_own_maps(void **state)
 	for (i = 0; i < CALLS; i++) {
 		assert_int_equal(broadcast(), 0);
 		if (i == 2)
-			fds_first = count_fds();
+			fds_first = open_fd_count();
 		switch (i % 3) {
 		case 0: /* its control socket leaves wvv_ctl */
 			for (k = 0; k < SLOTS; k++)
@@ -245,8 +231,8 @@ static void test_tamper_own_maps(void **state)
 		}
 	}
 	fprintf(stderr, "self: descriptors %d after the first calls, %d after %d calls\n", fds_first,
-		count_fds(), CALLS);
-	assert_int_equal(count_fds(), fds_first);
+		open_fd_count(), CALLS);
+	assert_int_equal(open_fd_count(), fds_first);
 	check_clients();
 	assert_int_equal(bpf_prog_attach(prog, ctl, BPF_SK_MSG_VERDICT, 0), 0);
 	close(ctl);
