@@ -33,7 +33,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <stdint.h>
 
@@ -84,12 +87,46 @@ static int ud_rec(uint64_t ud)
  * socket). */
 #define NOZC_CALLS 64
 
+/*
+ * What the zero-copy engine remembers of a descriptor number. Kept in a
+ * fixed cache indexed by the number's low bits (NOTE_CACHE entries per
+ * thread, whatever numbers the calls pass): a number that shares its entry
+ * with another one evicts it, which only costs the evicted one a zero-copy
+ * try the note would have spared it.
+ */
 struct fd_note {
-	uint32_t stamp;      /* batch stamp, to split batches at a repeated fd */
+	int fd;              /* the number it is about (-1: none) */
 	uint8_t refused_for; /* zero-copy calls left that send it a copy instead */
 	uint8_t copied_for;  /* the same, where zero-copy was copied (default mode only) */
 	bool zc_sent;        /* its last zero-copy send moved data (its notification can
 				say whether it was copied; one of a send of nothing cannot) */
+};
+
+#define NOTE_CACHE 4096u
+
+/*
+ * The descriptors of the current batch, to split a batch at a repeated
+ * one: open addressing over twice a batch's size, an entry belonging to
+ * the batch whose stamp it carries (a new batch costs no clearing).
+ */
+#define BATCH_SET (2 * RING_ENTRIES)
+_Static_assert(BATCH_SET == 1u << 11, "seen_in_batch hashes to 11 bits");
+
+struct batch_entry {
+	int fd;
+	uint32_t stamp;
+};
+
+/*
+ * The open files of a batch, by (st_dev, st_ino): the same socket under two
+ * numbers (dup) must not be in one batch either, or the second send would
+ * go before the first target is finished and the bytes would interleave.
+ */
+struct file_set {
+	dev_t dev[2 * RING_ENTRIES];
+	ino_t ino[2 * RING_ENTRIES];
+	bool used[2 * RING_ENTRIES];
+	size_t mask;
 };
 
 /* The zero-copy buffer: per thread, pinned (registered) for the ring. */
@@ -97,12 +134,13 @@ struct fd_note {
 
 struct uring_thread {
 	struct io_uring ring;
-	struct fd_note *note; /* by fd number */
-	size_t nnote;
-	uint32_t cur;
+	struct fd_note note[NOTE_CACHE];
+	struct batch_entry batch[BATCH_SET];
+	uint32_t cur;         /* stamp of the current batch (0: none yet) */
 	/* zero-copy: 0 not tried yet, 1 ready, -errno unusable */
 	int zc_state;
 	bool zc_report;       /* IORING_SEND_ZC_REPORT_USAGE accepted */
+	pid_t pid;            /* ours, for process_vm_readv (a fork()ed child remakes it) */
 	bool zc_skip_copied;  /* this call sends copies where zero-copy was copied */
 	/* share of targets zero-copy does not help (copied, or sent copies for
 	 * that reason), in 1/1024, moving average over the last ~16 */
@@ -116,10 +154,15 @@ struct uring_thread {
 	unsigned char *zc_mem;
 	struct wvv_arena arena;
 	struct wvv_zc_counters zc_count;
+	struct file_set files; /* of the current batch */
 };
 
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
 static _Atomic long uring_retry_s;
+/* 0: process_vm_readv works here (or was not tried yet); -errno: refused
+ * (seccomp, ...), and the zero-copy engine cannot copy a payload safely. */
+static _Atomic int vm_read_status;
+
 
 static int uring_init(void *state)
 {
@@ -127,6 +170,7 @@ static int uring_init(void *state)
 	struct io_uring_params p;
 	int err;
 
+	u->pid = getpid();
 	/* One thread submits and reaps: let the kernel skip the locking and
 	 * run completions when we wait (6.1+); older kernels refuse the
 	 * flags and get a plain ring. */
@@ -154,7 +198,6 @@ static void uring_fini(void *state)
 	 * unmapping (never free()) ensures nothing of ours is put in them. */
 	if (u->zc_mem)
 		munmap(u->zc_mem, u->arena.size);
-	free(u->note);
 }
 
 static struct wvv_tls uring_tls = WVV_TLS_INIT(struct uring_thread, uring_init, uring_fini);
@@ -182,40 +225,54 @@ int wvv_uring_available(void)
 /*
  * Has fd already been put in the current batch? Exact duplicates must not
  * share a batch: a partial write to the first would be finished after the
- * second. Returns 1 for a repeat, 0 after marking, -1 if out of memory.
+ * second. Returns 1 for a repeat, 0 after marking it. A batch has at most
+ * RING_ENTRIES descriptors, so the set is at most half full.
  */
 static int seen_in_batch(struct uring_thread *u, int fd)
 {
-	if (fd < 0)
-		return 0; /* EBADF whatever happens */
-	if ((size_t)fd >= u->nnote) {
-		size_t n = u->nnote ? u->nnote : 1024;
-		struct fd_note *p;
+	uint32_t h = ((uint32_t)fd * 0x9e3779b1u) >> 21; /* 11 bits: BATCH_SET */
 
-		while (n <= (size_t)fd)
-			n *= 2;
-		p = realloc(u->note, n * sizeof(*p));
-		if (!p)
-			return -1;
-		memset(p + u->nnote, 0, (n - u->nnote) * sizeof(*p));
-		u->note = p;
-		u->nnote = n;
+	if (fd < 0)
+		return 0; /* EBADF whatever happens: no need to split */
+	for (;; h = (h + 1) & (BATCH_SET - 1)) {
+		struct batch_entry *e = &u->batch[h];
+
+		if (e->stamp != u->cur) {
+			e->stamp = u->cur;
+			e->fd = fd;
+			return 0;
+		}
+		if (e->fd == fd)
+			return 1;
 	}
-	if (u->note[fd].stamp == u->cur)
-		return 1;
-	u->note[fd].stamp = u->cur;
-	return 0;
 }
 
 static void new_batch(struct uring_thread *u)
 {
-	size_t i;
-
 	if (++u->cur == 0) { /* wrapped: forget all stamps */
-		for (i = 0; i < u->nnote; i++)
-			u->note[i].stamp = 0;
+		memset(u->batch, 0, sizeof(u->batch));
 		u->cur = 1;
 	}
+}
+
+/* fd's note, or NULL if the cache holds none for it. */
+static struct fd_note *note_of(struct uring_thread *u, int fd)
+{
+	struct fd_note *n = &u->note[(unsigned)fd % NOTE_CACHE];
+
+	return fd >= 0 && n->fd == fd ? n : NULL;
+}
+
+/* fd's note, made (evicting whichever number had its entry) if none. */
+static struct fd_note *note_for(struct uring_thread *u, int fd)
+{
+	struct fd_note *n = &u->note[(unsigned)fd % NOTE_CACHE];
+
+	if (n->fd != fd) {
+		memset(n, 0, sizeof(*n));
+		n->fd = fd;
+	}
+	return n;
 }
 
 /* Submit n queued requests; returns how many the kernel took. */
@@ -250,20 +307,20 @@ static void count_copied(struct uring_thread *u, bool copied)
 static bool is_notif(struct uring_thread *u, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	size_t fd = ud & UD_FD_MASK;
+	int fd = (int)(ud & UD_FD_MASK);
+	struct fd_note *n;
 
 	if (!(cqe->flags & IORING_CQE_F_NOTIF))
 		return false;
 	u->zc_count.notifs++;
 	if ((unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
 		count_copied(u, true);
-	else if (fd < u->nnote && u->note[fd].zc_sent)
+	else if ((n = note_of(u, fd)) && n->zc_sent)
 		count_copied(u, false);
 	if ((unsigned)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) {
 		u->zc_count.copied++;
 		/* spread the retries of targets marked together */
-		if (fd < u->nnote)
-			u->note[fd].copied_for = NOZC_CALLS + (uint8_t)(fd % NOZC_CALLS);
+		note_for(u, fd)->copied_for = NOZC_CALLS + (uint8_t)(fd % NOZC_CALLS);
 	}
 	wvv_arena_release(&u->arena, ud_rec(ud));
 	return true;
@@ -291,9 +348,11 @@ static void store_result(struct wvv_call *c, int t, size_t done, int res)
 	else if (res >= 0)
 		wvv_finish_target(c, t, done + (size_t)res);
 	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
-		 res == -EOPNOTSUPP || res == -ECANCELED)
+		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT)
 		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
-		 * here, and writev says if it was more */
+		 * here, and writev says if it was more; EFAULT: io_uring reads
+		 * the iovecs before it looks at the fd, writev looks at the fd
+		 * first (EBADF for a bad or read-only one) */
 		wvv_finish_target(c, t, done);
 	else
 		wvv_set_result(c, t, res);
@@ -344,16 +403,14 @@ static int reap(struct uring_thread *u, struct wvv_call *c, int start, int n, bo
 			if (cqe->flags & IORING_CQE_F_MORE) { /* a notification follows */
 				wvv_arena_hold(&u->arena, ud_rec(ud));
 				u->zc_count.sends++;
-				if ((ud & UD_FD_MASK) < u->nnote)
-					u->note[ud & UD_FD_MASK].zc_sent = res > 0;
+				note_for(u, (int)(ud & UD_FD_MASK))->zc_sent = res > 0;
 			}
 			if (res == -EINVAL && (ud & UD_ZC) && u->zc_report) {
 				u->zc_report = false; /* a kernel before 6.2: ask no more */
 				res = -EAGAIN;        /* and write it below */
 			}
-			if (res == -EOPNOTSUPP && (ud & UD_ZC) && c->fds[t] >= 0 &&
-			    (size_t)c->fds[t] < u->nnote) {
-				u->note[c->fds[t]].refused_for = NOZC_CALLS;
+			if (res == -EOPNOTSUPP && (ud & UD_ZC) && c->fds[t] >= 0) {
+				note_for(u, c->fds[t])->refused_for = NOZC_CALLS;
 				u->zc_count.refused++;
 				count_copied(u, true);
 			}
@@ -450,11 +507,10 @@ static int finish_short(struct uring_thread *u, struct wvv_call *c, int start, i
 /* Should target fd of a zero-copy call get a plain send of the buffer? */
 static bool send_a_copy(struct uring_thread *u, int fd)
 {
-	struct fd_note *n;
+	struct fd_note *n = note_of(u, fd);
 
-	if (fd < 0 || (size_t)fd >= u->nnote)
+	if (!n)
 		return false;
-	n = &u->note[fd];
 	if (n->refused_for) {
 		n->refused_for--;
 		count_copied(u, true);
@@ -490,12 +546,43 @@ static void prep_send(struct uring_thread *u, struct io_uring_sqe *sqe, const st
 	io_uring_sqe_set_data64(sqe, ud);
 }
 
+static void file_set_init(struct file_set *s, int n)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * (size_t)n)
+		cap <<= 1;
+	s->mask = cap - 1;
+	memset(s->used, 0, cap * sizeof(s->used[0]));
+}
+
+/* 1 if fd's file is already in the set, else adds it (bad fds: 0). */
+static int file_set_add(struct file_set *s, int fd)
+{
+	struct stat st;
+	size_t h;
+
+	if (fstat(fd, &st))
+		return 0;
+	h = (size_t)((st.st_ino ^ (uint64_t)st.st_dev << 32) * 0x9e3779b97f4a7c15ull >> 40) & s->mask;
+	while (s->used[h]) {
+		if (s->ino[h] == st.st_ino && s->dev[h] == st.st_dev)
+			return 1;
+		h = (h + 1) & s->mask;
+	}
+	s->used[h] = true;
+	s->dev[h] = st.st_dev;
+	s->ino[h] = st.st_ino;
+	return 0;
+}
+
 /* Run c through the ring in batches; rec >= 0 sends from the arena. */
 static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec,
 		       const unsigned char *zc)
 {
 	struct msghdr mh;
 	struct io_uring *ring = &u->ring;
+	struct file_set *files = &u->files;
 	int start = 0, end, i, n, submitted;
 
 	memset(&mh, 0, sizeof(mh));
@@ -504,13 +591,11 @@ static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec,
 
 	while (start < c->fdcnt) {
 		new_batch(u);
+		file_set_init(files, c->fdcnt - start < (int)RING_ENTRIES ? c->fdcnt - start
+									   : (int)RING_ENTRIES);
 		end = start;
 		while (end < c->fdcnt && end - start < (int)RING_ENTRIES) {
-			int r = seen_in_batch(u, c->fds[end]);
-
-			if (r < 0)
-				return start == 0 ? -ENOMEM : (wvv_userland_finish_from(c, start), 0);
-			if (r)
+			if (seen_in_batch(u, c->fds[end]) || file_set_add(files, c->fds[end]))
 				break;
 			end++;
 		}
@@ -576,6 +661,9 @@ static int zc_setup(struct uring_thread *u)
 
 	if (u->zc_state)
 		return u->zc_state > 0 ? 0 : u->zc_state;
+	err = atomic_load(&vm_read_status);
+	if (err)
+		return u->zc_state = err;
 	size = zc_arena_size();
 	err = -EOPNOTSUPP;
 	probe = io_uring_get_probe_ring(&u->ring);
@@ -676,12 +764,34 @@ void wvv_zc_counters(struct wvv_zc_counters *out)
 	}
 }
 
+/*
+ * Copy c's payload to dst without ever faulting: process_vm_readv on our
+ * own process reads what is readable and says how much, where memcpy would
+ * die on an unmapped or PROT_NONE page. 0, or -EFAULT when not all of it
+ * could be read: nothing was sent, and the call must be run by an engine
+ * that hands the caller's memory to the kernel, which gives writev's own
+ * answer (EFAULT, or a short count that depends on each target's kind).
+ */
+static int copy_payload(struct uring_thread *u, const struct wvv_call *c, unsigned char *dst)
+{
+	struct iovec local = { dst, c->total };
+	ssize_t r = process_vm_readv(u->pid, &local, 1, c->iov, (unsigned long)c->iovcnt, 0);
+
+	if (r >= 0 && (size_t)r == c->total)
+		return 0;
+	if (r < 0 && errno != EFAULT && errno != ENOMEM && errno != EINTR) {
+		/* ENOSYS, EPERM...: never usable here (the engine turns off) */
+		atomic_store(&vm_read_status, -errno);
+		u->zc_state = -errno;
+	}
+	return -EFAULT;
+}
+
 int wvv_zc_run(struct wvv_call *c, bool skip_copied)
 {
 	struct uring_thread *u;
-	unsigned char *dst;
 	size_t off;
-	int err, rec, i;
+	int err, rec;
 
 	if (c->total == 0)
 		return -EINVAL;
@@ -697,14 +807,13 @@ int wvv_zc_run(struct wvv_call *c, bool skip_copied)
 		u->zc_count.no_room += rec == -ENOBUFS;
 		return rec; /* nothing written: the caller uses another engine */
 	}
+	err = copy_payload(u, c, u->zc_mem + off);
+	if (err) {
+		wvv_arena_close(&u->arena, rec); /* nothing sent from it: free at once */
+		return err;
+	}
 	u->zc_count.calls++;
 	u->zc_skip_copied = skip_copied;
-	dst = u->zc_mem + off;
-	for (i = 0; i < c->iovcnt; i++) {
-		if (c->iov[i].iov_len)
-			memcpy(dst, c->iov[i].iov_base, c->iov[i].iov_len);
-		dst += c->iov[i].iov_len;
-	}
 	err = run_batches(u, c, rec, u->zc_mem + off);
 	if (err > 0)
 		return 0; /* the ring (and arena) went away; the call was finished */

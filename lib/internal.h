@@ -82,8 +82,9 @@ size_t wvv_zc_max(void);
 /* Run c with one copy into this thread's registered buffer and a SEND_ZC
  * per target; skip_copied: targets whose zero-copy sends the kernel
  * reported copied get plain sends for a while. -ENOBUFS (no room now) or
- * -EMSGSIZE (too big): nothing was written and another engine must run
- * the call; other -errno as above. */
+ * -EMSGSIZE (too big) or -EFAULT (some of the payload is not readable):
+ * nothing was written and another engine must run the call (one that
+ * sends from the caller's memory, for EFAULT); other -errno as above. */
 int wvv_zc_run(struct wvv_call *c, bool skip_copied);
 /* Were most of this thread's recent zero-copy targets copied anyway (their
  * receivers are on this host), or refused, or sent copies for those reasons? */

@@ -125,7 +125,9 @@ static void probe_facts(int fd, struct wvv_sock_facts *f, uint64_t *cookie)
 
 enum wvv_target_kind wvv_registry_get(int fd, int targets_fd, uint32_t gen, uint64_t *cookie)
 {
-	struct reg_entry *e = entry_of(fd, 1);
+	/* A chunk is made only for a socket worth caching: numbers that are
+	 * not open (any int a caller passes) cost nothing. */
+	struct reg_entry *e = entry_of(fd, 0);
 	struct wvv_sock_facts f;
 	uint64_t c = 0, v;
 	enum wvv_target_kind kind;
@@ -147,7 +149,7 @@ enum wvv_target_kind wvv_registry_get(int fd, int targets_fd, uint32_t gen, uint
 		if (bpf_map_update_elem(targets_fd, &c, &v, BPF_ANY))
 			kind = WVV_TK_USER; /* e.g. a socket type the kernel refuses */
 	}
-	if (e && (kind == WVV_TK_BPF || wvv_classification_lasts(&f))) {
+	if ((kind == WVV_TK_BPF || wvv_classification_lasts(&f)) && (e || (e = entry_of(fd, 1)))) {
 		if (kind != WVV_TK_BPF)
 			atomic_store(&e->user_until, coarse_now_s() + USER_TTL_S + 1);
 		atomic_store_explicit(&e->cookie, kind == WVV_TK_BPF ? c : COOKIE_USER,

@@ -52,6 +52,9 @@ static int effective_engine(void);
 /* Where the default mode switches from the writev loop to sendfile when it
  * has no io_uring: the loop and io_uring cost about the same (BENCHMARKS.md). */
 #define SENDFILE_MIN_WITHOUT_URING 16384
+/* The most one writev writes: the kernel's MAX_RW_COUNT (INT_MAX rounded
+ * down to a page) for pages up to 64 KiB; larger calls go to the loop. */
+#define RW_MAX ((size_t)INT_MAX & ~(size_t)0xffff)
 
 /*
  * WRITEVV_SENDFILE_MIN, if set: a fixed size from which the default mode
@@ -168,8 +171,11 @@ static int run_engine(int engine, struct wvv_call *c)
 		/* the default mode sends copies to targets the kernel copied
 		 * for anyway, except when it checks again whether it still does */
 		err = wvv_zc_run(c, current_mode() == WRITEVV_MODE_DEFAULT && !zc_rechecking);
-		if (err == -ENOBUFS || err == -EMSGSIZE) {
-			/* no room in (or too big for) the buffer: copy per target */
+		if (err == -ENOBUFS || err == -EMSGSIZE || err == -EFAULT) {
+			/* no room in (or too big for) the buffer: copy per target;
+			 * EFAULT: not all of the payload is readable, and only the
+			 * kernel's own copy from the caller's memory gives writev's
+			 * answer to that */
 			engine = WRITEVV_MODE_IOURING;
 			err = wvv_uring_run(c);
 		}
@@ -238,6 +244,13 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	c.returns = rets;
 	c.errors = errs;
 
+	if (c.total > RW_MAX) {
+		/* writev writes at most MAX_RW_COUNT; the engines would write
+		 * on, and plan their work by the nominal length */
+		wvv_userland_run(&c);
+		learn = NULL;
+		goto count;
+	}
 	engine = engine_for(&c, &learn);
 	if (learn)
 		cpu0 = wvv_thread_cpu_ns();
@@ -245,6 +258,7 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 	if (learn && cpu0 && ran >= 0)
 		wvv_choice_record(learn, ran, (wvv_thread_cpu_ns() - cpu0) / (uint64_t)fdcnt);
 
+count:
 	for (i = 0; i < fdcnt; i++)
 		if (errs[i] == 0 && rets[i] == c.total)
 			full++;

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,4 +403,185 @@ void fleet_start_reading(struct tcp_fleet *f, int i)
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i };
 
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, f->rx[i], &ev);
+}
+
+/* ---- sink ---------------------------------------------------------------- */
+
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+
+struct sink_rx {
+	int rfd, wfd, dgram;
+	unsigned char *buf;
+	size_t len, cap;
+};
+
+struct sink {
+	pthread_t thr;
+	pthread_mutex_t lock;
+	int epfd, n, cap;
+	struct sink_rx *rx;
+	_Atomic int stop;
+	unsigned char tmp[1 << 18];
+};
+
+static void sink_append(struct sink_rx *r, const void *p, size_t n)
+{
+	if (r->len + n > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+
+		while (cap < r->len + n)
+			cap *= 2;
+		r->buf = realloc(r->buf, cap);
+		assert_non_null(r->buf);
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, p, n);
+	r->len += n;
+}
+
+/* Read what rx i has now (lock held). */
+static void sink_read_one(struct sink *s, int i)
+{
+	struct sink_rx *r = &s->rx[i];
+	ssize_t got;
+
+	if (r->dgram) {
+		/* (0 is an empty datagram here, not an end of file) */
+		while ((got = recv(r->rfd, s->tmp, sizeof(s->tmp), MSG_DONTWAIT)) >= 0) {
+			uint32_t l = (uint32_t)got;
+
+			sink_append(r, &l, sizeof(l));
+			sink_append(r, s->tmp, (size_t)got);
+		}
+		return;
+	}
+	while ((got = read(r->rfd, s->tmp, sizeof(s->tmp))) > 0)
+		sink_append(r, s->tmp, (size_t)got);
+	if (got == 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, r->rfd, NULL); /* EOF */
+}
+
+static void *sink_thread(void *arg)
+{
+	struct sink *s = arg;
+	struct epoll_event ev[64];
+	sigset_t all;
+
+	/* Signals are for the thread under test (a test may time one). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	while (!atomic_load(&s->stop)) {
+		int n = epoll_wait(s->epfd, ev, 64, 50), i;
+
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < n; i++)
+			sink_read_one(s, (int)ev[i].data.u32);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+struct sink *sink_new(void)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	pthread_mutex_init(&s->lock, NULL);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	assert_true(s->epfd >= 0);
+	assert_int_equal(pthread_create(&s->thr, NULL, sink_thread, s), 0);
+	return s;
+}
+
+int sink_add(struct sink *s, int rfd, int wfd, int dgram)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 16;
+		s->rx = realloc(s->rx, (size_t)s->cap * sizeof(*s->rx));
+		assert_non_null(s->rx);
+	}
+	i = s->n++;
+	memset(&s->rx[i], 0, sizeof(s->rx[i]));
+	s->rx[i].rfd = rfd;
+	s->rx[i].wfd = wfd;
+	s->rx[i].dgram = dgram;
+	fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK);
+	ev.data.u32 = (uint32_t)i;
+	assert_int_equal(epoll_ctl(s->epfd, EPOLL_CTL_ADD, rfd, &ev), 0);
+	pthread_mutex_unlock(&s->lock);
+	return i;
+}
+
+/* Bytes still on their way to rx i: unread at the receiver, or queued at
+ * the sending socket. */
+static long sink_pending(struct sink_rx *r)
+{
+	int inq = 0, outq = 0;
+
+	if (ioctl(r->rfd, FIONREAD, &inq))
+		inq = 0;
+	if (r->wfd >= 0 && ioctl(r->wfd, SIOCOUTQ, &outq))
+		outq = 0;
+	return (long)inq + outq;
+}
+
+void sink_settle(struct sink *s)
+{
+	int tries, i;
+
+	for (tries = 0; tries < 20000; tries++) {
+		long pending = 0;
+
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < s->n; i++) {
+			sink_read_one(s, i);
+			pending += sink_pending(&s->rx[i]);
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!pending)
+			return;
+		usleep(1000);
+	}
+	fprintf(stderr, "sink: bytes still in flight after 20 s\n");
+	fail();
+}
+
+const unsigned char *sink_bytes(struct sink *s, int i, size_t *len)
+{
+	*len = s->rx[i].len;
+	return s->rx[i].buf;
+}
+
+void sink_forget(struct sink *s)
+{
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->n; i++)
+		s->rx[i].len = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sink_count(struct sink *s)
+{
+	return s->n;
+}
+
+void sink_free(struct sink *s)
+{
+	int i;
+
+	atomic_store(&s->stop, 1);
+	pthread_join(s->thr, NULL);
+	for (i = 0; i < s->n; i++)
+		free(s->rx[i].buf);
+	free(s->rx);
+	close(s->epfd);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
 }

@@ -67,3 +67,28 @@ void fanout_check(struct tcp_fleet *f, const int *idx, int n, const size_t *lens
 /* Stop / restart draining one receiver (its bytes then pile up). */
 void fleet_stop_reading(struct tcp_fleet *f, int i);
 void fleet_start_reading(struct tcp_fleet *f, int i);
+
+/*
+ * A sink: a background thread that reads every byte arriving at a set of
+ * receiving descriptors (pipes, FIFOs, UNIX or UDP sockets, TCP), so that no
+ * writer ever depends on a buffer being big enough. For datagram receivers
+ * each datagram is logged as its 4-byte length then its bytes, so that
+ * boundaries are compared too.
+ */
+struct sink;
+struct sink *sink_new(void);
+/* Add receiver rfd (made nonblocking); wfd is the writing end when it is a
+ * socket (its send queue is waited for by sink_settle), else -1. Returns the
+ * receiver's index. */
+int sink_add(struct sink *s, int rfd, int wfd, int dgram);
+/* Wait until every byte written so far has been read (fails the test after
+ * 20 s). */
+void sink_settle(struct sink *s);
+/* Bytes received so far by receiver i (valid until the next sink call). */
+const unsigned char *sink_bytes(struct sink *s, int i, size_t *len);
+/* Forget what every receiver got so far. */
+void sink_forget(struct sink *s);
+/* How many receivers were added. */
+int sink_count(struct sink *s);
+/* Stop the thread, close nothing, free. */
+void sink_free(struct sink *s);

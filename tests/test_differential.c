@@ -28,6 +28,8 @@ enum kind { K_TCP, K_TCP_RESET, K_PIPE, K_DEAD_PIPE, K_FILE, K_BAD, K_UNIX, K_KI
 
 struct twin_set {
 	struct tcp_fleet tcp;      /* POOL ok + POOL reset targets */
+	struct sink *sink;         /* reads the pipes and UNIX sockets as they fill */
+	int pipe_sink[POOL], unix_sink[POOL];
 	int pipe_w[POOL], pipe_r[POOL], dead[POOL], file[POOL], unix_w[POOL], unix_r[POOL];
 };
 
@@ -36,27 +38,25 @@ static void open_set(struct twin_set *s)
 	int i;
 
 	fleet_open(&s->tcp, 2 * POOL, 1);
+	s->sink = sink_new();
 	for (i = 0; i < POOL; i++) {
 		int p[2], u[2], d[2];
 		char path[] = "/tmp/writevv-diff-XXXXXX";
 		struct linger lg = { 1, 0 };
 
 		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-		fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-		fcntl(p[0], F_SETFL, O_NONBLOCK);
 		s->pipe_w[i] = p[1];
 		s->pipe_r[i] = p[0];
+		s->pipe_sink[i] = sink_add(s->sink, p[0], -1, 0);
 		assert_int_equal(pipe(d), 0);
 		close(d[0]);
 		s->dead[i] = d[1];
 		s->file[i] = mkstemp(path);
 		unlink(path);
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, u), 0);
-		setsockopt(u[0], SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
-		setsockopt(u[1], SOL_SOCKET, SO_RCVBUF, &(int){ 4 << 20 }, sizeof(int));
-		fcntl(u[1], F_SETFL, O_NONBLOCK);
 		s->unix_w[i] = u[0];
 		s->unix_r[i] = u[1];
+		s->unix_sink[i] = sink_add(s->sink, u[1], u[0], 0);
 		/* TCP targets POOL..2*POOL-1: the peer resets. */
 		fleet_stop_reading(&s->tcp, POOL + i);
 		setsockopt(s->tcp.rx[POOL + i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -70,6 +70,7 @@ static void close_set(struct twin_set *s)
 {
 	int i;
 
+	sink_free(s->sink);
 	for (i = 0; i < POOL; i++) {
 		close(s->pipe_w[i]);
 		close(s->pipe_r[i]);
@@ -113,30 +114,15 @@ static int writev_loop(const int *fds, int n, const struct iovec *iov, int iovcn
 	return full;
 }
 
-static void drain_into(int fd, unsigned char **buf, size_t *len)
+/* The bytes receiver ia of set A and ib of set B got so far are the same. */
+static void compare_sink_bytes(struct twin_set *A, int ia, struct twin_set *B, int ib)
 {
-	unsigned char tmp[65536];
-	ssize_t r;
+	size_t la, lb;
+	const unsigned char *ba = sink_bytes(A->sink, ia, &la), *bb = sink_bytes(B->sink, ib, &lb);
 
-	while ((r = read(fd, tmp, sizeof(tmp))) > 0) {
-		*buf = realloc(*buf, *len + (size_t)r);
-		memcpy(*buf + *len, tmp, (size_t)r);
-		*len += (size_t)r;
-	}
-}
-
-static void compare_fd_bytes(int a, int b)
-{
-	unsigned char *ba = NULL, *bb = NULL;
-	size_t la = 0, lb = 0;
-
-	drain_into(a, &ba, &la);
-	drain_into(b, &bb, &lb);
 	assert_int_equal(la, lb);
 	if (la)
 		assert_memory_equal(ba, bb, la);
-	free(ba);
-	free(bb);
 }
 
 static void test_differential(void **state)
@@ -198,9 +184,11 @@ static void test_differential(void **state)
 			}
 		}
 		assert_int_equal(r1, r2);
+		sink_settle(A.sink);
+		sink_settle(B.sink);
 		for (i = 0; i < POOL; i++) {
-			compare_fd_bytes(A.pipe_r[i], B.pipe_r[i]);
-			compare_fd_bytes(A.unix_r[i], B.unix_r[i]);
+			compare_sink_bytes(&A, A.pipe_sink[i], &B, B.pipe_sink[i]);
+			compare_sink_bytes(&A, A.unix_sink[i], &B, B.unix_sink[i]);
 		}
 		free(buf);
 	}
