@@ -28,6 +28,9 @@
  *   prog            the SK_MSG program, attached to wvv_ctl
  *   wvv_ctl wvv_targets wvv_rings wvv_slot_state wvv_stats wvv_config
  *   rings/<slot>    the status ring buffer of each slot (inner maps of wvv_rings)
+ *   u/<uid>/        a load of its own, as above, for each account of the
+ *                   group given to `writevv-loader load --group` (the
+ *                   library of a process with that effective uid uses it)
  * Sizes: the loader can change slots and targets.
  */
 #define WVV_PIN_DIR_DEFAULT "/sys/fs/bpf/writevv"
@@ -39,6 +42,7 @@
 #define WVV_PIN_STATS "wvv_stats"
 #define WVV_PIN_CONFIG "wvv_config"
 #define WVV_PIN_RING_DIR "rings"
+#define WVV_PIN_ACCOUNT_DIR "u"
 #define WVV_SLOTS_DEFAULT 128          /* concurrent control sockets */
 #define WVV_TARGETS_DEFAULT 65536      /* registered target sockets */
 #define WVV_RING_BYTES (256u * 1024u)  /* status ring per slot */

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -55,6 +56,11 @@
 #define CTL_SNDBUF (8 << 20)
 #define REPROBE_NS 1000000000ll
 #define SCRATCH_KEEP (1u << 20)
+/* Larger payloads are written by the writev loop: the frame plan is made
+ * up front (40 bytes per 64 KiB frame), and an iov_len of a terabyte over
+ * an unmapped page (EFAULT for writev) must not cost gigabytes of plan.
+ * Past this size one system call per target is nothing next to the copy. */
+#define KERNEL_TOTAL_MAX ((size_t)64 << 20)
 
 /* ---- process-wide engine state ----------------------------------------- */
 
@@ -81,10 +87,17 @@ static int probe_locked(void)
 
 	err = wvv_pins_open(&p, engine_why, sizeof(engine_why));
 	if (!err) {
-		/* The old descriptors stay open: another thread may be using
-		 * them right now, and closing would let the numbers be reused.
-		 * One set leaks per reload of the program. */
-		pins = p;
+		if (pins.ctl_fd >= 0 && wvv_pins_same(&pins, &p)) {
+			/* Not reloaded (a lost control socket, a detached
+			 * program, rewritten slot state): keep what we have. */
+			wvv_pins_close(&p);
+		} else {
+			/* Reloaded. The old descriptors stay open: another
+			 * thread may be using them right now, and closing would
+			 * let the numbers be reused. One set per reload. */
+			pins = p;
+		}
+		/* Either way the threads claim their slots again. */
 		atomic_fetch_add(&engine_gen, 1);
 	}
 	atomic_store(&last_probe_ns, now_ns());
@@ -130,6 +143,7 @@ static void engine_lost(void)
 struct record_buf {
 	struct wvv_record *v;
 	size_t n, cap;
+	uint64_t ring_bytes; /* ring space the consumed records took */
 };
 
 struct wvv_thread {
@@ -138,6 +152,10 @@ struct wvv_thread {
 	uint32_t slot;
 	struct ring_buffer *rb;
 	int ring_fd;
+	/* The ring's consumer and producer positions (read-only view):
+	 * whether anyone else consumed or produced records on our ring. */
+	const _Atomic unsigned long *ring_pos;
+	size_t ring_pos_len;
 	uint64_t call_id;
 	struct record_buf recs;
 	/* scratch reused across calls */
@@ -154,6 +172,9 @@ static void thread_release(struct wvv_thread *t)
 	if (t->rb)
 		ring_buffer__free(t->rb);
 	t->rb = NULL;
+	if (t->ring_pos)
+		munmap((void *)t->ring_pos, t->ring_pos_len);
+	t->ring_pos = NULL;
 	if (t->ring_fd >= 0)
 		close(t->ring_fd);
 	/* Closing the control socket removes it from wvv_ctl: the slot is free. */
@@ -221,6 +242,29 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* A record's share of the ring: its 8-byte header, its size rounded to 8. */
+static uint64_t ring_space(size_t size)
+{
+	return 8 + ((size + 7) & ~(size_t)7);
+}
+
+static int on_record_counted(void *ctx, void *data, size_t size)
+{
+	struct record_buf *rb = ctx;
+
+	rb->ring_bytes += ring_space(size);
+	return on_record(ctx, data, size);
+}
+
+/* The producer position of this thread's ring: only our own frames move it. */
+static unsigned long ring_produced(const struct wvv_thread *t)
+{
+	size_t page = t->ring_pos_len / 2;
+
+	return atomic_load_explicit(&t->ring_pos[page / sizeof(unsigned long)],
+				    memory_order_acquire);
+}
+
 /* A loopback TCP connection: ctl (goes into wvv_ctl) and its peer. */
 static int control_pair(int *ctl, int *peer, uint16_t *lport, uint16_t *rport)
 {
@@ -229,23 +273,45 @@ static int control_pair(int *ctl, int *peer, uint16_t *lport, uint16_t *rport)
 	int lfd, c = -1, p = -1, one = 1, sz = CTL_SNDBUF, err;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (lfd < 0)
 		return -errno;
-	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
+	/* A backlog with room for intruders, so they never hold up our connect. */
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 64) ||
 	    getsockname(lfd, (struct sockaddr *)&a, &alen))
 		goto fail;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)))
-		goto fail;
-	p = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (p < 0)
+	/* Non-blocking connect: if others filled the listener's backlog
+	 * first, our connect completes once they are accepted and closed. */
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c < 0 || (connect(c, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS))
 		goto fail;
 	*rport = ntohs(a.sin_port);
 	alen = sizeof(a);
 	if (getsockname(c, (struct sockaddr *)&a, &alen))
 		goto fail;
 	*lport = ntohs(a.sin_port);
+	/* Any local process may connect to the listener first: accept only
+	 * our own connect (its address is c's local address). */
+	p = wvv_accept_peer(lfd, &a);
+	if (p < 0) {
+		errno = -p;
+		p = -1;
+		goto fail;
+	}
+	{
+		struct pollfd pc = { .fd = c, .events = POLLOUT };
+		socklen_t elen = sizeof(err);
+
+		err = 0;
+		if (poll(&pc, 1, 1000) != 1 || getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &elen) ||
+		    err) {
+			errno = err ? err : ETIMEDOUT;
+			goto fail;
+		}
+		/* Blocking again, as before (its sends say MSG_DONTWAIT). */
+		if (fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK))
+			goto fail;
+	}
 	setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(p, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -306,9 +372,16 @@ static int thread_setup(struct wvv_thread *t)
 		err = t->ring_fd;
 		goto fail;
 	}
-	t->rb = ring_buffer__new(t->ring_fd, on_record, &t->recs, NULL);
+	t->rb = ring_buffer__new(t->ring_fd, on_record_counted, &t->recs, NULL);
 	if (!t->rb) {
 		err = -errno ? -errno : -ENOMEM;
+		goto fail;
+	}
+	t->ring_pos_len = 2 * (size_t)sysconf(_SC_PAGESIZE);
+	t->ring_pos = mmap(NULL, t->ring_pos_len, PROT_READ, MAP_SHARED, t->ring_fd, 0);
+	if (t->ring_pos == MAP_FAILED) {
+		t->ring_pos = NULL;
+		err = -errno;
 		goto fail;
 	}
 	/* Records a previous owner of the slot left behind are not ours. */
@@ -439,6 +512,7 @@ struct call_state {
 	int revalidated; /* the segment's cached cookies were re-checked */
 	struct cookie_set *set;
 	int refused;    /* some payload went to the control peer */
+	int unknown;    /* targets whose stream state became unknown */
 	int engine_gone;
 };
 
@@ -559,6 +633,29 @@ static void resolve_refused(struct call_state *cs, struct target *seg, int nseg,
 }
 
 /*
+ * Target g's frame was taken by the control socket but its status record
+ * was read by someone else: whether the payload reached the target is
+ * unknown. Report the bytes known delivered with EIO (see writevv(3)) and
+ * send nothing more to that socket in this call, at any index.
+ */
+static void fail_unknown(struct call_state *cs, struct target *g)
+{
+	uint64_t cookie = g->cookie;
+	int i;
+
+	for (i = 0; i < cs->ntg; i++) {
+		struct target *x = &cs->tg[i];
+
+		if (x->finished || x->cookie != cookie)
+			continue;
+		cs->c->returns[x->index] = x->done;
+		cs->c->errors[x->index] = EIO;
+		x->finished = 1;
+	}
+	cs->unknown++;
+}
+
+/*
  * A stale cached cookie was found at seg[x]: fd numbers were reused since
  * they were registered. Re-check the rest of the segment now (one getsockopt
  * each) rather than discover them one refused batch at a time. A target
@@ -624,7 +721,8 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 	int q = 0, eacces_retry = 0, stalls = 0;
 
 	while (q < nseg) {
-		int k = 0, n, j, i, sent;
+		int k = 0, n, j, i, sent, tampered;
+		unsigned long produced;
 		size_t ri = 0;
 
 		for (i = q; i < nseg && k < WVV_BATCH_MAX; i++) {
@@ -638,12 +736,19 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 		}
 		if (k == 0)
 			break;
+		produced = ring_produced(cs->t);
 		sent = sendmmsg(cs->t->ctl, cs->msgs, (unsigned int)k, MSG_DONTWAIT | MSG_NOSIGNAL);
 		n = sent < 0 ? 0 : sent;
 		if (n > 0)
 			stalls = 0;
 		cs->t->recs.n = 0;
+		cs->t->recs.ring_bytes = 0;
 		ring_buffer__consume(cs->t->rb);
+		/* Only this thread's frames produce records on its ring, and it
+		 * consumes them all: if the ring moved by anything but what we
+		 * just read, someone else read (or wrote) our records, and a
+		 * frame without its record may have been delivered or not. */
+		tampered = ring_produced(cs->t) - produced != cs->t->recs.ring_bytes;
 		cs->batch++;
 
 		for (j = 0; j < n; j++) {
@@ -660,6 +765,12 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 					rec = x;
 					break;
 				}
+			}
+			if (!rec && tampered) {
+				/* Never resend what may have been sent: the
+				 * target's stream is in an unknown state. */
+				fail_unknown(cs, g);
+				continue;
 			}
 			if (!rec || rec->verdict != WVV_V_REDIRECT) {
 				cs->refused = 1;
@@ -756,6 +867,30 @@ static int grow_batch_buffers(struct call_state *cs)
 	return 0;
 }
 
+/*
+ * Does an iovec reach beyond user space (a kernel address, a length that
+ * wraps)? writev refuses the whole call with EFAULT before writing a byte
+ * (access_ok on every iovec); frames sent one by one would deliver those
+ * before it. USER_END is where x86-64's user space ends with 4-level page
+ * tables; an iovec above it on a larger address space only goes to writev,
+ * which is always exact. (Where user space ends lower, e.g. arm64 with
+ * 39-bit addresses, an iovec between that end and USER_END is not caught.)
+ */
+#define USER_END ((uintptr_t)1 << 47)
+static bool beyond_user_space(const struct wvv_call *c)
+{
+	int i;
+
+	for (i = 0; i < c->iovcnt; i++) {
+		uintptr_t base = (uintptr_t)c->iov[i].iov_base;
+		size_t len = c->iov[i].iov_len;
+
+		if (len && (base >= USER_END || len > USER_END - base))
+			return true;
+	}
+	return false;
+}
+
 int wvv_kernel_run(struct wvv_call *c)
 {
 	struct call_state cs;
@@ -766,6 +901,10 @@ int wvv_kernel_run(struct wvv_call *c)
 
 	if (c->total == 0)
 		return -EINVAL; /* nothing to frame: writev's own answer is exact */
+	if (c->total > KERNEL_TOTAL_MAX)
+		return -E2BIG;
+	if (beyond_user_space(c))
+		return -EFAULT; /* writev refuses it whole, before writing anything */
 	memset(&cs, 0, sizeof(cs));
 	cs.c = c;
 	cs.tg = calloc((size_t)c->fdcnt, sizeof(*cs.tg));

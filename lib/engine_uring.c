@@ -95,7 +95,7 @@ static int ud_rec(uint64_t ud)
  * try the note would have spared it.
  */
 struct fd_note {
-	int fd;              /* the number it is about (-1: none) */
+	int fd;              /* the number it is about (a new entry: 0, without marks) */
 	uint8_t refused_for; /* zero-copy calls left that send it a copy instead */
 	uint8_t copied_for;  /* the same, where zero-copy was copied (default mode only) */
 	bool zc_sent;        /* its last zero-copy send moved data (its notification can
@@ -118,9 +118,13 @@ struct batch_entry {
 };
 
 /*
- * The open files of a batch, by (st_dev, st_ino): the same socket under two
- * numbers (dup) must not be in one batch either, or the second send would
- * go before the first target is finished and the bytes would interleave.
+ * The blocking open files of a batch, by (st_dev, st_ino): the same socket
+ * under two numbers (dup) must not be in one batch either, or the second
+ * send would go before the first target, if short, is finished in user
+ * space, and the bytes would interleave. Only a blocking target is
+ * finished that way, and two numbers of one socket share its O_NONBLOCK
+ * (a socket has one open file description), so nonblocking targets need
+ * no fstat.
  */
 struct file_set {
 	dev_t dev[2 * RING_ENTRIES];
@@ -350,9 +354,9 @@ static void store_result(struct wvv_call *c, int t, size_t done, int res)
 	else if (done > 0 || res == -EAGAIN || res == -ENOTSOCK || res == -EINTR ||
 		 res == -EOPNOTSUPP || res == -ECANCELED || res == -EFAULT)
 		/* its own blocking mode / writev; EOPNOTSUPP: no zero-copy
-		 * here, and writev says if it was more; EFAULT: io_uring reads
-		 * the iovecs before it looks at the fd, writev looks at the fd
-		 * first (EBADF for a bad or read-only one) */
+		 * here, and writev says if it was more; EFAULT: SENDMSG reads
+		 * the iovecs before it looks at the descriptor, where writev
+		 * answers EBADF (or a pipe takes the readable part) first */
 		wvv_finish_target(c, t, done);
 	else
 		wvv_set_result(c, t, res);
@@ -556,13 +560,15 @@ static void file_set_init(struct file_set *s, int n)
 	memset(s->used, 0, cap * sizeof(s->used[0]));
 }
 
-/* 1 if fd's file is already in the set, else adds it (bad fds: 0). */
+/* 1 if fd is blocking and its file is already in the set, else adds it
+ * (nonblocking and bad fds: 0). */
 static int file_set_add(struct file_set *s, int fd)
 {
 	struct stat st;
 	size_t h;
+	int fl = fcntl(fd, F_GETFL);
 
-	if (fstat(fd, &st))
+	if (fl < 0 || (fl & O_NONBLOCK) || fstat(fd, &st))
 		return 0;
 	h = (size_t)((st.st_ino ^ (uint64_t)st.st_dev << 32) * 0x9e3779b97f4a7c15ull >> 40) & s->mask;
 	while (s->used[h]) {

@@ -107,6 +107,12 @@ struct wvv_zc_counters {
 };
 void wvv_zc_counters(struct wvv_zc_counters *out);
 
+/* ctl_peer.c: accept, on the non-blocking listener lfd, the connection
+ * whose peer is 'own' (our connect's local address); others are closed.
+ * Returns the accepted fd or -errno. */
+struct sockaddr_in;
+int wvv_accept_peer(int lfd, const struct sockaddr_in *own);
+
 /* engine_kernel.c */
 int wvv_kernel_available(void);      /* 0 if usable, else -errno */
 const char *wvv_kernel_reason(void);

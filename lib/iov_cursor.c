@@ -32,7 +32,9 @@ int wvv_iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len,
 			continue;
 		if (l > len - got)
 			l = len - got;
-		out[n].iov_base = (char *)iov[i].iov_base + skip;
+		/* As an address, not a pointer: NULL + n is undefined in C, and
+		 * a NULL base is the caller's EFAULT to get from the kernel. */
+		out[n].iov_base = (void *)((uintptr_t)iov[i].iov_base + skip);
 		out[n].iov_len = l;
 		n++;
 		got += l;

@@ -7,10 +7,12 @@
  * place, so it appears complete or not at all. See writevv-loader(8).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -64,49 +66,40 @@ static __u64 object_hash(void)
 	return h;
 }
 
-static int check_existing(const struct opts *o)
+static int check_existing(const struct opts *o, const char *dir)
 {
 	struct wvv_config cfg;
 	struct bpf_map_info info;
-	struct stat st;
 	int fd, err;
 
-	if (lstat(o->dir, &st)) {
-		if (errno == ENOENT)
-			return 0;
-		err = -errno;
-		errmsg("cannot access %s: %s", o->dir, strerror(-err));
+	err = pin_dir_state(dir);
+	if (err <= 0)
 		return err;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		errmsg("%s exists and is not a directory", o->dir);
-		return -EEXIST;
-	}
-	fd = open_pin(o->dir, WVV_PIN_CONFIG, false);
+	fd = open_pin(dir, WVV_PIN_CONFIG, false);
 	if (fd < 0)
 		return fd;
 	err = read_config(fd, &cfg);
 	close(fd);
 	if (err) {
-		errmsg("cannot read %s/%s: %s", o->dir, WVV_PIN_CONFIG, strerror(-err));
+		errmsg("cannot read %s/%s: %s", dir, WVV_PIN_CONFIG, strerror(-err));
 		return err;
 	}
 	if (cfg.abi_version != WVV_ABI_VERSION) {
 		errmsg("pins at %s belong to writevv ABI v%u, this loader is v%u: run `writevv-loader unload` first",
-		       o->dir, cfg.abi_version, WVV_ABI_VERSION);
+		       dir, cfg.abi_version, WVV_ABI_VERSION);
 		return -EPROTO;
 	}
 	if (cfg.object_hash != object_hash()) {
 		errmsg("pins at %s hold another build of the writevv program (ABI v%u, object %016llx, this loader's %016llx): run `writevv-loader unload` first",
-		       o->dir, cfg.abi_version, (unsigned long long)cfg.object_hash,
+		       dir, cfg.abi_version, (unsigned long long)cfg.object_hash,
 		       (unsigned long long)object_hash());
 		return -EEXIST;
 	}
-	printf("writevv: already loaded at %s\n", o->dir);
+	printf("writevv: already loaded at %s\n", dir);
 	if (o->slots_set && o->slots != cfg.slots)
 		printf("writevv-loader: note: loaded with %u slots, --slots %u ignored (unload first to resize)\n",
 		       cfg.slots, o->slots);
-	if (o->targets_set && (fd = open_pin(o->dir, WVV_PIN_TARGETS, true)) >= 0) {
+	if (o->targets_set && (fd = open_pin(dir, WVV_PIN_TARGETS, true)) >= 0) {
 		if (!map_info(fd, &info) && info.max_entries != o->targets)
 			printf("writevv-loader: note: loaded with %u targets, --targets %u ignored (unload first to resize)\n",
 			       info.max_entries, o->targets);
@@ -115,32 +108,66 @@ static int check_existing(const struct opts *o)
 	return 1;
 }
 
+/*
+ * Who owns what. An owner-only load (no --group): root, dirs 0700, pins
+ * 0600. With --group G, DIR itself is root's (pins 0600) and G may only
+ * traverse DIR and DIR/u (0750 root:G); each account of G gets DIR/u/<uid>
+ * (dirs 0711 root), where the maps its library writes (wvv_ctl,
+ * wvv_targets, wvv_slot_state, rings/<n>) are the account's, 0600, its
+ * counters (wvv_stats) the account's read-only, wvv_config root's and
+ * read-only (0444), and the program and wvv_rings root's alone (0600): an
+ * account cannot open another's maps, nor detach or re-point its own.
+ */
 struct perms {
-	bool group;
+	bool account;  /* a tree of one account under u/ */
+	uid_t uid;     /* that account */
+	bool group;    /* DIR and u/ are traversable by group gid */
 	gid_t gid;
 };
 
-/* Pin or mkdir result at 'path': set its mode (and group). */
-static int set_perms(const char *path, bool is_dir, const struct perms *p)
+static int chown_chmod(const char *path, uid_t uid, gid_t gid, mode_t mode)
 {
-	mode_t mode = is_dir ? (p->group ? 0750 : 0700) : (p->group ? 0660 : 0600);
+	int err;
 
-	if (p->group && chown(path, (uid_t)-1, p->gid)) {
-		int err = -errno;
-
-		errmsg("cannot chown %s to group %u: %s", path, (unsigned int)p->gid, strerror(-err));
+	if (chown(path, uid, gid)) {
+		err = -errno;
+		errmsg("cannot chown %s to %u:%u: %s", path, (unsigned int)uid, (unsigned int)gid,
+		       strerror(-err));
 		return err;
 	}
 	if (chmod(path, mode)) {
-		int err = -errno;
-
+		err = -errno;
 		errmsg("cannot chmod %s: %s", path, strerror(-err));
 		return err;
 	}
 	return 0;
 }
 
-static int make_dir(const char *path, const struct perms *p)
+/* A tree's own directory and its rings/ directory. */
+static int set_dir_perms(const char *path, bool top, const struct perms *p)
+{
+	if (p->account)
+		return chown_chmod(path, 0, 0, 0711);
+	if (top && p->group)
+		return chown_chmod(path, 0, p->gid, 0750);
+	return chown_chmod(path, 0, 0, 0700);
+}
+
+/* A pin of the tree (name relative to the tree, rings/<n> for rings). */
+static int set_pin_perms(const char *path, const char *name, const struct perms *p)
+{
+	if (!p->account)
+		return chown_chmod(path, 0, 0, 0600);
+	if (!strcmp(name, WVV_PIN_PROG) || !strcmp(name, WVV_PIN_RINGS))
+		return chown_chmod(path, 0, 0, 0600);
+	if (!strcmp(name, WVV_PIN_CONFIG))
+		return chown_chmod(path, 0, 0, 0444);
+	if (!strcmp(name, WVV_PIN_STATS))
+		return chown_chmod(path, p->uid, 0, 0400);
+	return chown_chmod(path, p->uid, 0, 0600);
+}
+
+static int make_dir(const char *path, bool top, const struct perms *p)
 {
 	if (mkdir(path, 0700)) {
 		int err = -errno;
@@ -148,10 +175,12 @@ static int make_dir(const char *path, const struct perms *p)
 		errmsg("cannot create %s: %s", path, strerror(-err));
 		return err;
 	}
-	return set_perms(path, true, p);
+	return set_dir_perms(path, top, p);
 }
 
-static int pin_fd(int fd, const char *dir, const char *name, const struct perms *p)
+/* Pin fd at dir/name; 'as' is its name within the tree (for its perms). */
+static int pin_fd(int fd, const char *dir, const char *name, const char *as,
+		  const struct perms *p)
 {
 	char path[PATH_MAX];
 	int err = join(path, dir, name);
@@ -162,7 +191,7 @@ static int pin_fd(int fd, const char *dir, const char *name, const struct perms 
 		errmsg("cannot pin %s/%s: %s", dir, name, strerror(-err));
 		return err;
 	}
-	return set_perms(path, false, p);
+	return set_pin_perms(path, as, p);
 }
 
 /* Warn when group members could not even reach the pin directory. */
@@ -183,11 +212,16 @@ static void check_reachable(const char *dir, gid_t gid, const char *group)
 	}
 }
 
-static int cmd_load(const struct opts *o)
+/*
+ * Load one tree at 'dir': its own program instance attached to its own
+ * wvv_ctl, its maps and rings, built under a temporary sibling name and
+ * renamed into place. 0, 1 if it was there already, or -errno (reported).
+ */
+static int load_tree(const struct opts *o, const char *dir, const struct perms *perms,
+		     bool report)
 {
 	struct writevv_bpf *skel = NULL;
-	struct perms perms = { false, 0 };
-	char tmp[PATH_MAX], rings[PATH_MAX], name[32];
+	char tmp[PATH_MAX], rings[PATH_MAX], name[32], ringpin[48];
 	struct bpf_prog_info pinfo;
 	struct bpf_map_info minfo;
 	__u32 len = sizeof(pinfo), zero = 0, i;
@@ -202,41 +236,10 @@ static int cmd_load(const struct opts *o)
 	bool tmp_made = false;
 	int err, prog_fd, ctl_fd, ring_fd = -1;
 
-	if (!has_privileges(true)) {
-		errmsg("load needs root or CAP_BPF+CAP_NET_ADMIN+CAP_PERFMON");
-		return -EPERM;
-	}
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		errmsg("this kernel has no BTF (/sys/kernel/btf/vmlinux missing): it needs CONFIG_DEBUG_INFO_BTF=y");
-		return -ENOTSUP;
-	}
-	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) <= 0) {
-		errmsg("this kernel cannot run BPF_PROG_TYPE_SK_MSG programs (needs CONFIG_BPF_STREAM_PARSER=y)");
-		return -ENOTSUP;
-	}
-	if (o->group) {
-		struct group *g = getgrnam(o->group);
-
-		if (!g) {
-			errmsg("unknown group '%s'", o->group);
-			return -ENOENT;
-		}
-		perms.group = true;
-		perms.gid = g->gr_gid;
-	}
-	err = ensure_bpffs(o->dir);
+	sweep_stale(dir);
+	err = check_existing(o, dir);
 	if (err)
 		return err;
-	sweep_stale(o->dir);
-	err = check_existing(o);
-	if (err)
-		return err > 0 ? 0 : err;
-
-	if (snprintf(tmp, sizeof(tmp), "%s-tmp-%ld", o->dir, (long)getpid()) >= (int)sizeof(tmp) ||
-	    join(rings, tmp, WVV_PIN_RING_DIR)) {
-		errmsg("pin directory name too long: %s", o->dir);
-		return -ENAMETOOLONG;
-	}
 
 	skel = writevv_bpf__open();
 	if (!skel) {
@@ -271,21 +274,26 @@ static int cmd_load(const struct opts *o)
 		goto cleanup;
 	}
 
-	err = make_dir(tmp, &perms);
+	err = make_temp_dir(dir, tmp);
 	if (err)
 		goto cleanup;
 	tmp_made = true;
+	err = set_dir_perms(tmp, true, perms);
+	if (!err)
+		err = join(rings, tmp, WVV_PIN_RING_DIR);
+	if (err)
+		goto cleanup;
 	maps[M_CTL] = skel->maps.wvv_ctl;
 	maps[M_TARGETS] = skel->maps.wvv_targets;
 	maps[M_RINGS] = skel->maps.wvv_rings;
 	maps[M_SLOT_STATE] = skel->maps.wvv_slot_state;
 	maps[M_STATS] = skel->maps.wvv_stats;
 	maps[M_CONFIG] = skel->maps.wvv_config;
-	err = pin_fd(prog_fd, tmp, WVV_PIN_PROG, &perms);
+	err = pin_fd(prog_fd, tmp, WVV_PIN_PROG, WVV_PIN_PROG, perms);
 	for (i = 0; !err && i < ARRAY_SIZE(maps); i++)
-		err = pin_fd(bpf_map__fd(maps[i]), tmp, map_pins[i], &perms);
+		err = pin_fd(bpf_map__fd(maps[i]), tmp, map_pins[i], map_pins[i], perms);
 	if (!err)
-		err = make_dir(rings, &perms);
+		err = make_dir(rings, false, perms);
 	if (err)
 		goto cleanup;
 
@@ -302,7 +310,8 @@ static int cmd_load(const struct opts *o)
 			goto cleanup;
 		}
 		snprintf(name, sizeof(name), "%u", i);
-		err = pin_fd(ring_fd, rings, name, &perms);
+		snprintf(ringpin, sizeof(ringpin), "%s/%u", WVV_PIN_RING_DIR, i);
+		err = pin_fd(ring_fd, rings, name, ringpin, perms);
 		if (err)
 			goto cleanup;
 		close(ring_fd);
@@ -310,89 +319,226 @@ static int cmd_load(const struct opts *o)
 	}
 
 	/* Publish: the directory appears complete or not at all. */
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, o->dir, RENAME_NOREPLACE) &&
-	    (errno != EINVAL || rename(tmp, o->dir))) {
-		err = -errno;
+	err = pin_dir_publish(tmp, dir);
+	if (err) {
 		if (err == -EEXIST || err == -ENOTEMPTY) {
 			/* Another loader won the race: judge its pins instead. */
-			rm_tree(tmp, 1);
+			rm_tree(tmp);
 			tmp_made = false;
-			err = check_existing(o);
-			err = err > 0 ? 0 : err ? err : -EAGAIN;
+			err = check_existing(o, dir);
+			err = err > 0 ? 1 : err ? err : -EAGAIN;
 			if (err == -EAGAIN)
-				errmsg("%s appeared and vanished while loading: try again", o->dir);
+				errmsg("%s appeared and vanished while loading: try again", dir);
 		} else {
-			errmsg("cannot rename %s to %s: %s", tmp, o->dir, strerror(-err));
+			errmsg("cannot rename %s to %s: %s", tmp, dir, strerror(-err));
 		}
 		goto cleanup;
 	}
 	tmp_made = false;
 
-	memset(&pinfo, 0, sizeof(pinfo));
-	bpf_obj_get_info_by_fd(prog_fd, &pinfo, &len);
-	printf("writevv: loaded at %s (ABI v%u)\n", o->dir, WVV_ABI_VERSION);
-	printf("  prog   %s id %u, attached to %s\n", pinfo.name, pinfo.id, WVV_PIN_CTL);
-	printf("  maps  ");
-	for (i = 0; i < ARRAY_SIZE(maps); i++)
-		if (!map_info(bpf_map__fd(maps[i]), &minfo))
-			printf(" %s id %u%s", map_pins[i], minfo.id, i + 1 < M_NR ? "," : "");
-	printf("\n");
-	printf("  sizes  %u slots with %u KiB status rings, %u targets\n",
-	       o->slots, WVV_RING_BYTES / 1024, o->targets);
-	if (perms.group) {
-		printf("  access root and group %s (dirs 0750, pins 0660)\n", o->group);
-		check_reachable(o->dir, perms.gid, o->group);
-	} else {
-		printf("  access owner only (dirs 0700, pins 0600)\n");
+	if (report) {
+		memset(&pinfo, 0, sizeof(pinfo));
+		bpf_obj_get_info_by_fd(prog_fd, &pinfo, &len);
+		printf("writevv: loaded at %s (ABI v%u)\n", dir, WVV_ABI_VERSION);
+		printf("  prog   %s id %u, attached to %s\n", pinfo.name, pinfo.id, WVV_PIN_CTL);
+		printf("  maps  ");
+		for (i = 0; i < ARRAY_SIZE(maps); i++)
+			if (!map_info(bpf_map__fd(maps[i]), &minfo))
+				printf(" %s id %u%s", map_pins[i], minfo.id, i + 1 < M_NR ? "," : "");
+		printf("\n");
+		printf("  sizes  %u slots with %u KiB status rings, %u targets\n",
+		       o->slots, WVV_RING_BYTES / 1024, o->targets);
 	}
 
 cleanup:
 	if (ring_fd >= 0)
 		close(ring_fd);
-	if (tmp_made && rm_tree(tmp, 1))
+	if (tmp_made && rm_tree(tmp))
 		errmsg("could not remove %s: remove it by hand", tmp);
 	writevv_bpf__destroy(skel);
 	return err;
 }
 
+/* The accounts of group gid: its listed members and the users whose
+ * primary group it is; root is left out (it uses DIR itself). */
+static int group_accounts(const struct group *g, uid_t **out)
+{
+	size_t n = 0, cap = 0, i;
+	uid_t *v = NULL;
+	struct passwd *pw;
+	char **m;
+
+#define ADD_UID(u)                                                      \
+	do {                                                            \
+		uid_t u_ = (u);                                         \
+		for (i = 0; i < n && v[i] != u_; i++)                  \
+			;                                               \
+		if (u_ != 0 && i == n) {                                \
+			if (n == cap) {                                 \
+				void *p_ = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v)); \
+				if (!p_) {                              \
+					free(v);                        \
+					return -ENOMEM;                 \
+				}                                       \
+				v = p_;                                 \
+			}                                               \
+			v[n++] = u_;                                    \
+		}                                                       \
+	} while (0)
+	for (m = g->gr_mem; m && *m; m++) {
+		pw = getpwnam(*m);
+		if (pw)
+			ADD_UID(pw->pw_uid);
+		else
+			printf("writevv-loader: warning: member %s of group %s is not a known user: no pins for it\n",
+			       *m, g->gr_name);
+	}
+	setpwent();
+	while ((pw = getpwent()))
+		if (pw->pw_gid == g->gr_gid)
+			ADD_UID(pw->pw_uid);
+	endpwent();
+#undef ADD_UID
+	*out = v;
+	return (int)n;
+}
+
+/* DIR/u and a tree for each account of the group; existing ones stay. */
+static int load_accounts(const struct opts *o, const struct group *g)
+{
+	struct perms perms = { .account = true, .group = true, .gid = g->gr_gid };
+	char udir[PATH_MAX], adir[PATH_MAX], num[16];
+	struct stat st;
+	uid_t *uids = NULL;
+	int n, i, err = 0, made = 0, had = 0;
+
+	if (join(udir, o->dir, WVV_PIN_ACCOUNT_DIR))
+		return -ENAMETOOLONG;
+	if (lstat(udir, &st)) {
+		if (errno != ENOENT) {
+			err = -errno;
+			errmsg("cannot access %s: %s", udir, strerror(-err));
+			return err;
+		}
+		if (mkdir(udir, 0700)) {
+			err = -errno;
+			errmsg("cannot create %s: %s", udir, strerror(-err));
+			return err;
+		}
+	} else if (!S_ISDIR(st.st_mode) || st.st_uid != 0) {
+		errmsg("%s is not a directory of root's: refusing to use it", udir);
+		return -EEXIST;
+	}
+	err = chown_chmod(udir, 0, g->gr_gid, 0750);
+	if (err)
+		return err;
+	n = group_accounts(g, &uids);
+	if (n < 0) {
+		errmsg("cannot list the accounts of group %s: %s", g->gr_name, strerror(-n));
+		return n;
+	}
+	if (n == 0)
+		printf("writevv-loader: warning: group %s has no accounts but root: no one else gets kernel mode\n",
+		       g->gr_name);
+	for (i = 0; i < n && err >= 0; i++) {
+		snprintf(num, sizeof(num), "%u", (unsigned int)uids[i]);
+		if (join(adir, udir, num)) {
+			err = -ENAMETOOLONG;
+			break;
+		}
+		perms.uid = uids[i];
+		err = load_tree(o, adir, &perms, false);
+		if (err == 1) {
+			had++;
+			err = 0;
+		} else if (err == 0) {
+			made++;
+		}
+	}
+	if (err >= 0)
+		printf("  accounts  %d of group %s, each with its own program and maps under %s/<uid> (%d new, %d there already; %u slots, %u targets, %llu MiB of status rings each)\n",
+		       n, g->gr_name, udir, made, had, o->slots, o->targets,
+		       (unsigned long long)o->slots * WVV_RING_BYTES >> 20);
+	free(uids);
+	return err < 0 ? err : 0;
+}
+
+static int cmd_load(const struct opts *o)
+{
+	struct perms perms = { false, 0, false, 0 };
+	struct group *g = NULL;
+	int err;
+
+	if (!has_privileges(true)) {
+		errmsg("load needs root or CAP_BPF+CAP_NET_ADMIN+CAP_PERFMON");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		errmsg("this kernel has no BTF (/sys/kernel/btf/vmlinux missing): it needs CONFIG_DEBUG_INFO_BTF=y");
+		return -ENOTSUP;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) <= 0) {
+		errmsg("this kernel cannot run BPF_PROG_TYPE_SK_MSG programs (needs CONFIG_BPF_STREAM_PARSER=y)");
+		return -ENOTSUP;
+	}
+	if (o->group) {
+		g = getgrnam(o->group);
+		if (!g) {
+			errmsg("unknown group '%s'", o->group);
+			return -ENOENT;
+		}
+		perms.group = true;
+		perms.gid = g->gr_gid;
+	}
+	err = prepare_pin_dir(o->dir);
+	if (err)
+		return err;
+	err = load_tree(o, o->dir, &perms, true);
+	if (err < 0)
+		return err;
+	if (!g) {
+		if (err == 0)
+			printf("  access owner only (dirs 0700, pins 0600)\n");
+		return 0;
+	}
+	/* An earlier load without --group: let the group traverse DIR. */
+	err = set_dir_perms(o->dir, true, &perms);
+	if (!err)
+		err = load_accounts(o, g);
+	if (!err) {
+		printf("  access %s: root's (pins 0600); %s/%s/<uid>: that account's alone\n",
+		       o->dir, o->dir, WVV_PIN_ACCOUNT_DIR);
+		check_reachable(o->dir, g->gr_gid, o->group);
+	}
+	return err;
+}
+
 /* ---- unload ------------------------------------------------------------ */
 
-static int cmd_unload(const struct opts *o)
+static int unload_tree(const char *dir)
 {
-	char aside[PATH_MAX];
 	struct bpf_map_info minfo;
 	struct bpf_prog_info pinfo;
 	__u32 len = sizeof(pinfo), i, evicted = 0;
-	struct stat st;
+	bool renamed;
 	int err, derr = 0, prog_fd = -1, ctl_fd = -1;
 
-	if (!has_privileges(false)) {
-		errmsg("unload needs root or CAP_BPF+CAP_NET_ADMIN");
-		return -EPERM;
-	}
-	sweep_stale(o->dir);
-	if (lstat(o->dir, &st)) {
-		err = -errno;
-		if (err == -ENOENT) {
-			printf("writevv: not loaded at %s\n", o->dir);
-			return 0;
-		}
-		errmsg("cannot access %s: %s", o->dir, strerror(-err));
+	sweep_stale(dir);
+	err = pin_dir_state(dir);
+	if (err <= 0) {
+		if (!err)
+			printf("writevv: not loaded at %s\n", dir);
 		return err;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		errmsg("%s is not a directory: refusing to touch it", o->dir);
-		return -ENOTDIR;
-	}
-	err = check_tree(o->dir, false);
+	err = check_tree(dir);
 	if (err) {
 		if (err != -ENOTEMPTY)
-			errmsg("cannot read %s: %s", o->dir, strerror(-err));
+			errmsg("cannot read %s: %s", dir, strerror(-err));
 		return err;
 	}
 	/* Take the program and control map before the pins go. */
-	prog_fd = open_pin(o->dir, WVV_PIN_PROG, true);
-	ctl_fd = open_pin(o->dir, WVV_PIN_CTL, true);
+	prog_fd = open_pin(dir, WVV_PIN_PROG, true);
+	ctl_fd = open_pin(dir, WVV_PIN_CTL, true);
 	if (prog_fd == -EACCES || prog_fd == -EPERM || ctl_fd == -EACCES || ctl_fd == -EPERM) {
 		err = -EACCES;
 		goto cleanup;
@@ -400,24 +546,14 @@ static int cmd_unload(const struct opts *o)
 	if (ctl_fd >= 0 && map_info(ctl_fd, &minfo))
 		minfo.max_entries = 0;
 
-	if (snprintf(aside, sizeof(aside), "%s-unload-%ld", o->dir, (long)getpid()) >= (int)sizeof(aside)) {
-		err = -ENAMETOOLONG;
-		errmsg("pin directory name too long: %s", o->dir);
+	err = pin_dir_remove(dir, &renamed);
+	if (!renamed)
 		goto cleanup;
-	}
-	if (rename(o->dir, aside)) {
-		err = -errno;
-		errmsg("cannot rename %s aside: %s", o->dir, strerror(-err));
-		goto cleanup;
-	}
-	err = rm_tree(aside, 1);
-	if (err)
-		errmsg("%s is gone, but removing its pins from %s failed: %s", o->dir, aside, strerror(-err));
-	else
-		printf("writevv: removed the pins at %s\n", o->dir);
+	if (!err)
+		printf("writevv: removed the pins at %s\n", dir);
 
 	if (prog_fd < 0 || ctl_fd < 0) {
-		printf("writevv-loader: %s was incomplete (no %s), nothing to detach\n", o->dir,
+		printf("writevv-loader: %s was incomplete (no %s), nothing to detach\n", dir,
 		       prog_fd < 0 ? WVV_PIN_PROG : WVV_PIN_CTL);
 		goto cleanup;
 	}
@@ -459,6 +595,61 @@ cleanup:
 	if (ctl_fd >= 0)
 		close(ctl_fd);
 	return err;
+}
+
+/* Unload every account's tree under DIR/u, then DIR/u itself. */
+static int unload_accounts(const char *dir)
+{
+	char udir[PATH_MAX], adir[PATH_MAX];
+	struct dirent *e;
+	struct stat st;
+	int err = 0, r;
+	DIR *d;
+
+	if (join(udir, dir, WVV_PIN_ACCOUNT_DIR))
+		return -ENAMETOOLONG;
+	if (lstat(udir, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		errmsg("%s is not a directory: refusing to touch %s", udir, dir);
+		return -ENOTDIR;
+	}
+	d = opendir(udir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		const char *c = e->d_name;
+
+		while (*c >= '0' && *c <= '9')
+			c++;
+		if (c == e->d_name || *c)
+			continue; /* not <uid>: temporary names are swept by unload_tree */
+		if (join(adir, udir, e->d_name)) {
+			err = -ENAMETOOLONG;
+			continue;
+		}
+		r = unload_tree(adir);
+		if (r && !err)
+			err = r;
+	}
+	closedir(d);
+	if (!err && rmdir(udir)) {
+		err = -errno;
+		errmsg("cannot remove %s: %s", udir, strerror(-err));
+	}
+	return err;
+}
+
+static int cmd_unload(const struct opts *o)
+{
+	int err;
+
+	if (!has_privileges(false)) {
+		errmsg("unload needs root or CAP_BPF+CAP_NET_ADMIN");
+		return -EPERM;
+	}
+	err = unload_accounts(o->dir);
+	return err ? err : unload_tree(o->dir);
 }
 
 /* ---- command line ------------------------------------------------------ */
@@ -519,7 +710,7 @@ static int set_dir(struct opts *o, const char *d)
 		errmsg("bpffs does not allow '.' in names: '%.*s'", (int)n, d);
 		return -EINVAL;
 	}
-	if (n + 32 >= sizeof(o->dir)) {
+	if (n + 64 >= sizeof(o->dir)) {  /* room for temporary names */
 		errmsg("the pin directory name is too long");
 		return -ENAMETOOLONG;
 	}
@@ -540,7 +731,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *env = getenv("WRITEVV_PIN_DIR");
+	const char *env = secure_getenv("WRITEVV_PIN_DIR");
 	const char *dir = env && *env ? env : WVV_PIN_DIR_DEFAULT;
 	bool is_load, is_status;
 	int c;

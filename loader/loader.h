@@ -25,14 +25,26 @@ int join(char *buf, const char *dir, const char *name);
 
 /* Effective CAP_BPF (or CAP_SYS_ADMIN) + CAP_NET_ADMIN [+ CAP_PERFMON]. */
 bool has_privileges(bool need_perfmon);
-/* Make sure dir's parent is on bpffs, mounting /sys/fs/bpf if needed. */
-int ensure_bpffs(const char *dir);
-
-/* -ENOTEMPTY (reported) if dir holds anything but writevv pins. */
-int check_tree(const char *dir, bool rings);
-/* Remove dir, its entries and subdirectories down to 'depth' levels. */
-int rm_tree(const char *dir, int depth);
-/* Remove DIR-tmp-<pid> / DIR-unload-<pid> left by a dead loader. */
+/* The pin tree (pins.c): every step through descriptors, never following a
+ * symlink, touching only what a loader made. All report their failures. */
+/* dir's parent is on bpffs (mounting /sys/fs/bpf mode 0755 if needed), can
+ * be reached without symlinks and nobody else can rename entries in it. */
+int prepare_pin_dir(const char *dir);
+/* 0 nothing at dir (or an entry another user made, reported), 1 a directory
+ * this loader made, <0 refused. */
+int pin_dir_state(const char *dir);
+/* -ENOTEMPTY if dir holds anything but the pins a loader makes. */
+int check_tree(const char *dir);
+/* mkdir dir-tmp-<pid>-<random> (0700); path gets its name (PATH_MAX). */
+int make_temp_dir(const char *dir, char *path);
+/* Rename tmp to dir. -EEXIST: a loader's directory is there already; an
+ * entry another user made is swapped out and kept under a new name. */
+int pin_dir_publish(const char *tmp, const char *dir);
+/* Rename dir aside (*renamed) and remove its pins and itself. */
+int pin_dir_remove(const char *dir, bool *renamed);
+/* Remove a directory this loader made and the pins in it. */
+int rm_tree(const char *dir);
+/* Remove dir-tmp-<pid>[-<random>] / dir-unload-... left by a dead loader. */
 void sweep_stale(const char *dir);
 
 /* bpf_obj_get(dir/name), reporting permission and other errors. */

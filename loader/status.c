@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* writevv-loader status: what is pinned, its sizes, use and counters. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +246,30 @@ static void print_text(const char *dir, const struct status *s)
 	}
 }
 
+/* The accounts of a --group load, each with a tree of its own. */
+static void print_accounts(const char *dir)
+{
+	char udir[PATH_MAX];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	if (join(udir, dir, WVV_PIN_ACCOUNT_DIR) || !(d = opendir(udir)))
+		return;
+	while ((e = readdir(d))) {
+		const char *c = e->d_name;
+
+		while (*c >= '0' && *c <= '9')
+			c++;
+		if (c == e->d_name || *c)
+			continue;
+		printf("%s %s", n++ ? "" : "  accounts ", e->d_name);
+	}
+	closedir(d);
+	if (n)
+		printf("  (uids with a load of their own: status --pin-dir %s/<uid>)\n", udir);
+}
+
 int cmd_status(const char *dir, bool json)
 {
 	struct status s;
@@ -251,8 +277,14 @@ int cmd_status(const char *dir, bool json)
 	int err;
 
 	memset(&s, 0, sizeof(s));
-	if (lstat(dir, &st)) {
-		err = -errno;
+	err = lstat(dir, &st) ? -errno : 0;
+	if (!err && (S_ISLNK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()))) {
+		/* Another user's entry at the name (a squatter's): not pins. */
+		errmsg("warning: %s is %s made by uid %u, not by a loader: it is no pin directory",
+		       dir, S_ISLNK(st.st_mode) ? "a symlink" : "an entry", (unsigned int)st.st_uid);
+		err = -ENOENT;
+	}
+	if (err) {
 		if (err != -ENOENT) {
 			errmsg("cannot access %s: %s%s", dir, strerror(-err),
 			       err == -EACCES ? " (need root, or membership in the pins' group)" : "");
@@ -270,9 +302,11 @@ int cmd_status(const char *dir, bool json)
 	err = collect(dir, &s);
 	if (err)
 		return err;
-	if (json)
+	if (json) {
 		print_json(dir, &s);
-	else
+	} else {
 		print_text(dir, &s);
+		print_accounts(dir);
+	}
 	return 0;
 }

@@ -36,101 +36,15 @@
 #include <writevv.h>
 
 #include "http.h"
+#include "redis.h"
 #include "relay.h"
+#include "topic.h"
+#include "ws.h"
 
 #define CHUNK_MAX (256 * 1024)
 #define HTTP_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define LINGER_TIMEOUT_NS (2ULL * 1000000000ULL)
 #define LINGER_MAX_BYTES (1 << 20)
-
-bool relay_verbose;
-
-/* ---- small utilities -------------------------------------------------- */
-
-static void vlog_to_stderr(const char *fmt, va_list ap)
-{
-	char buf[1024];
-	int n = snprintf(buf, sizeof(buf), "writevv-relay: ");
-
-	vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
-	n = (int)strlen(buf);
-	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
-		/* nothing sensible to do */
-	}
-}
-
-void logmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vlog_to_stderr(fmt, ap);
-	va_end(ap);
-}
-
-void vlogmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!relay_verbose)
-		return;
-	va_start(ap, fmt);
-	vlog_to_stderr(fmt, ap);
-	va_end(ap);
-}
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t process_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static long rss_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static const char *mode_name(int m)
-{
-	switch (m) {
-	case WRITEVV_MODE_DEFAULT: return "default";
-	case WRITEVV_MODE_KERNEL: return "kernel";
-	case WRITEVV_MODE_USERLAND: return "userland";
-	case WRITEVV_MODE_IOURING: return "iouring";
-	case WRITEVV_MODE_SENDFILE: return "sendfile";
-	case WRITEVV_MODE_ZEROCOPY: return "zerocopy";
-	default: return "unknown";
-	}
-}
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -140,12 +54,17 @@ struct hconn {
 	struct tag tag;
 	int fd;
 	enum hstate st;
-	bool stream_after;   /* becomes a viewer once 'out' is written */
+	enum { AFTER_LINGER, AFTER_VIEWER, AFTER_TOPIC, AFTER_PUB } after; /* once 'out' is written */
+	enum sub_kind sub_kind;
+	char topic[TOPIC_MAX + 1];
+	struct http_req *req;   /* kept for AFTER_TOPIC/AFTER_PUB */
+	size_t req_end;      /* where the request head ends in 'in' */
 	size_t inlen;
 	size_t outlen, outoff;
 	size_t discarded;
 	uint64_t deadline;
 	struct hconn *prev, *next, *next_dead;
+	struct hconn *next_ready;   /* holds a whole request already (pipelining) */
 	char *out;
 	char in[HTTP_MAX_HEADER];
 };
@@ -173,6 +92,7 @@ static struct {
 	unsigned rr;
 
 	struct hconn *conns, *dead_conns;
+	struct hconn *ready_conns;  /* adopted with a request in 'in': parse them next */
 	uint64_t http_errors, http_requests, sessions, bytes_in, session_bytes;
 	uint64_t start_ns;
 	uint64_t next_sweep, next_stats;
@@ -180,6 +100,12 @@ static struct {
 	bool pub_connected;
 	uint64_t emfile_logged;
 	char listen_name[NI_MAXHOST + 40], ingest_name[NI_MAXHOST + 40];
+	struct extra_ingest {
+		struct tag tag;     /* TAG_INGEST_TOPIC */
+		int fd;
+		const char *topic;
+		bool busy;          /* a publisher is connected */
+	} extra[MAX_EXTRA_INGEST];
 } R;
 
 /* ---- sockets ------------------------------------------------------------ */
@@ -421,6 +347,8 @@ static size_t stats_json(char *buf, size_t sz)
 	struct totals t;
 	uint64_t pcpu = process_cpu_ns();
 	double up = (double)(now_ns() - R.start_ns) / 1e9;
+	struct topic_totals tt;
+	size_t off;
 	int n;
 
 	totals(&t);
@@ -433,7 +361,7 @@ static size_t stats_json(char *buf, size_t sz)
 		     "\"process_cpu_ns\":%llu,\"process_cpu_ns_per_byte\":%.4f,"
 		     "\"max_backlog\":%zu,\"max_delay_ms\":%d,\"ts_align\":%s,"
 		     "\"http_requests\":%llu,\"http_errors\":%llu,\"rss_kb\":%ld,"
-		     "\"uptime_s\":%.3f}\n",
+		     "\"uptime_s\":%.3f,",
 		     (unsigned long long)t.viewers, (unsigned long long)t.behind,
 		     (unsigned long long)t.joined, (unsigned long long)t.finished,
 		     (unsigned long long)t.left, (unsigned long long)t.drops,
@@ -448,7 +376,34 @@ static size_t stats_json(char *buf, size_t sz)
 		     R.opt.max_backlog, R.opt.max_delay_ms, R.opt.ts_align ? "true" : "false",
 		     (unsigned long long)R.http_requests, (unsigned long long)R.http_errors,
 		     rss_kb(), up);
-	return n < 0 ? 0 : ((size_t)n >= sz ? sz - 1 : (size_t)n);
+	off = n < 0 ? 0 : ((size_t)n >= sz ? sz : (size_t)n);
+	topics_totals(&tt);
+	if (off < sz) {
+		n = snprintf(buf + off, sz - off,
+			     "\"subscribers\":%llu,\"topic_subscribers\":%llu,\"publishers\":%llu,"
+			     "\"messages\":%llu,\"message_bytes_in\":%llu,"
+			     "\"message_bytes_out\":%llu,\"deliveries\":%llu,\"message_drops\":%llu,"
+			     "\"message_writevv_calls\":%llu,\"websocket_errors\":%llu,"
+			     "\"topic_sender_cpu_ns\":%llu,\"sender_cpu_ns_per_message\":%.1f,"
+			     "\"max_message\":%zu,\"history\":%u,",
+			     (unsigned long long)(tt.subscribers + t.viewers),
+			     (unsigned long long)tt.subscribers, (unsigned long long)tt.publishers,
+			     (unsigned long long)tt.messages, (unsigned long long)tt.bytes_in,
+			     (unsigned long long)tt.bytes_out, (unsigned long long)tt.deliveries,
+			     (unsigned long long)tt.drops, (unsigned long long)tt.calls,
+			     (unsigned long long)tt.ws_errors, (unsigned long long)tt.cpu_ns,
+			     tt.deliveries ? (double)tt.cpu_ns / (double)tt.deliveries : 0.0,
+			     R.opt.max_message, R.opt.history);
+		off = n < 0 ? sz : ((size_t)n >= sz - off ? sz : off + (size_t)n);
+	}
+	redis_stats_json(buf, sz, &off);
+	topics_stats_json(buf, sz, &off);
+	if (off + 3 <= sz) {
+		memcpy(buf + off, "}\n", 2);
+		off += 2;
+		return off;
+	}
+	return 0; /* cannot happen: sz is sized for the topics */
 }
 
 static void print_stats_line(void)
@@ -516,6 +471,22 @@ static void conn_to_viewer(struct hconn *c)
 		shard_add_viewer(sh, fd);
 }
 
+/* The connection becomes a topic subscriber or publisher (topic.c). */
+static void conn_to_topic(struct hconn *c)
+{
+	int fd = c->fd;
+
+	epoll_ctl(R.epfd, EPOLL_CTL_DEL, fd, NULL);
+	c->fd = -1;
+	conn_free_later(c);
+	if (c->after == AFTER_PUB)
+		topic_publisher(c->topic, fd, c->req, (unsigned char *)c->in + c->req_end,
+				c->inlen - c->req_end);
+	else
+		topic_subscribe(c->topic, fd, c->sub_kind, c->req,
+				(unsigned char *)c->in + c->req_end, c->inlen - c->req_end);
+}
+
 static void conn_flush(struct hconn *c)
 {
 	while (c->outoff < c->outlen) {
@@ -534,10 +505,17 @@ static void conn_flush(struct hconn *c)
 	}
 	free(c->out);
 	c->out = NULL;
-	if (c->stream_after)
+	switch (c->after) {
+	case AFTER_VIEWER:
 		conn_to_viewer(c);
-	else
+		break;
+	case AFTER_TOPIC:
+	case AFTER_PUB:
+		conn_to_topic(c);
+		break;
+	default:
 		conn_linger(c);
+	}
 }
 
 static void conn_respond(struct hconn *c, int status, const char *ctype,
@@ -574,8 +552,157 @@ static void conn_error(struct hconn *c, int status)
 	int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
 
 	vlogmsg("HTTP %d on fd %d", status, c->fd);
-	conn_respond(c, status, "text/plain", status == 405 ? "Allow: GET, HEAD\r\n" : NULL,
+	conn_respond(c, status, "text/plain", status == 405 ? "Allow: GET, HEAD\r\n" :
+		     status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : NULL,
 		     body, (size_t)n, false);
+}
+
+static void conn_error_allow(struct hconn *c, const char *allow)
+{
+	char body[64], extra[64];
+	int n = snprintf(body, sizeof(body), "405 %s\n", http_reason(405));
+
+	snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+	conn_respond(c, 405, "text/plain", extra, body, (size_t)n, false);
+}
+
+/* Send a response head (no body, no length), then hand the connection on. */
+static void conn_head_then(struct hconn *c, const char *hdr, int n, int after)
+{
+	c->out = malloc((size_t)n);
+	if (!c->out) {
+		conn_close(c);
+		return;
+	}
+	memcpy(c->out, hdr, (size_t)n);
+	c->outlen = (size_t)n;
+	c->outoff = 0;
+	c->st = H_WRITE;
+	c->after = after;
+	conn_flush(c);
+}
+
+/* Keep what conn_to_topic() needs of the request. */
+static int conn_keep_req(struct hconn *c, const struct http_req *req, size_t end)
+{
+	c->req = malloc(sizeof(*c->req));
+	if (!c->req)
+		return -1;
+	*c->req = *req;
+	c->req_end = end;
+	return 0;
+}
+
+/* GET /stream|/sse|/ws/TOPIC, POST /pub/TOPIC. Returns false if not a topic path. */
+static bool conn_topic_request(struct hconn *c, const struct http_req *req, size_t end, bool head)
+{
+	static const struct { const char *prefix; int kind; } routes[] = {
+		{ "/stream/", SUB_STREAM }, { "/sse/", SUB_SSE }, { "/ws/", SUB_WS }, { "/pub/", -1 },
+	};
+	const char *name = NULL;
+	char hdr[512];
+	int kind = 0, st, n;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		size_t pl = strlen(routes[i].prefix);
+
+		if (strncmp(req->path, routes[i].prefix, pl) == 0) {
+			name = req->path + pl;
+			kind = routes[i].kind;
+			break;
+		}
+	}
+	if (!name)
+		return false;
+	len = strlen(name);
+	if (kind == -1) {
+		if (strcmp(req->method, "POST") != 0) {
+			conn_error_allow(c, "POST");
+			return true;
+		}
+	} else if (!head && strcmp(req->method, "GET") != 0) {
+		conn_error_allow(c, kind == SUB_WS ? "GET" : "GET, HEAD");
+		return true;
+	} else if (head && kind == SUB_WS) {
+		conn_error_allow(c, "GET");
+		return true;
+	}
+	st = topic_check(name, len);
+	if (st) {
+		conn_error(c, st);
+		return true;
+	}
+	if (R.finishing) {
+		conn_error(c, 503);
+		return true;
+	}
+	/* The ingest's topic is served from the stream ring, like GET /. */
+	if (kind == SUB_STREAM && strcmp(name, R.opt.ingest_topic) == 0)
+		return false;
+	memcpy(c->topic, name, len + 1);
+	if (kind == -1) {
+		if (strcmp(name, R.opt.ingest_topic) == 0) {
+			conn_error(c, 409); /* fed by --ingest/--stdin */
+			return true;
+		}
+		if (req->te_unsupported) {
+			conn_error(c, 501);
+			return true;
+		}
+		if (!req->chunked && req->content_length < 0) {
+			conn_error(c, 411);
+			return true;
+		}
+		if (!req->chunked && (uint64_t)req->content_length > R.opt.max_message) {
+			conn_error(c, 413);
+			return true;
+		}
+		if (conn_keep_req(c, req, end) < 0) {
+			conn_close(c);
+			return true;
+		}
+		c->after = AFTER_PUB;
+		conn_to_topic(c);
+		return true;
+	}
+	if (kind == SUB_WS) {
+		char accept[29];
+
+		if (req->minor != 1 || !req->upgrade_websocket || !req->conn_upgrade) {
+			conn_error(c, req->upgrade_websocket ? 400 : 426);
+			return true;
+		}
+		if (req->ws_version != 13) {
+			conn_error(c, 426); /* with Sec-WebSocket-Version: 13 (RFC 6455 4.4) */
+			return true;
+		}
+		if (ws_accept_key(req->ws_key, accept) < 0) {
+			conn_error(c, 400);
+			return true;
+		}
+		n = snprintf(hdr, sizeof(hdr),
+			     "HTTP/1.1 101 Switching Protocols\r\nServer: writevv-relay\r\n"
+			     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+			     "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept,
+			     R.opt.ws_deflate && req->ws_deflate_offer
+				     ? "Sec-WebSocket-Extensions: permessage-deflate; "
+				       "server_no_context_takeover; client_no_context_takeover\r\n"
+				     : "");
+	} else {
+		n = snprintf(hdr, sizeof(hdr),
+			     "HTTP/1.1 200 OK\r\nServer: writevv-relay\r\nContent-Type: %s\r\n"
+			     "Cache-Control: no-cache, no-store\r\n%sConnection: close\r\n\r\n",
+			     kind == SUB_SSE ? "text/event-stream" : "application/octet-stream",
+			     kind == SUB_SSE ? "X-Accel-Buffering: no\r\n" : "");
+	}
+	if (conn_keep_req(c, req, end) < 0) {
+		conn_close(c);
+		return true;
+	}
+	c->sub_kind = (enum sub_kind)kind;
+	conn_head_then(c, hdr, n, head ? AFTER_LINGER : AFTER_TOPIC);
+	return true;
 }
 
 static void conn_request(struct hconn *c, size_t end)
@@ -595,11 +722,14 @@ static void conn_request(struct hconn *c, size_t end)
 		return;
 	}
 	head = strcmp(req.method, "HEAD") == 0;
+	if (conn_topic_request(c, &req, end, head))
+		return;
 	if (!head && strcmp(req.method, "GET") != 0) {
 		conn_error(c, 405);
 		return;
 	}
-	if (strcmp(req.path, "/") == 0) {
+	if (strcmp(req.path, "/") == 0 || (strncmp(req.path, "/stream/", 8) == 0 &&
+					   strcmp(req.path + 8, R.opt.ingest_topic) == 0)) {
 		char hdr[512];
 		int n;
 
@@ -620,13 +750,25 @@ static void conn_request(struct hconn *c, size_t end)
 		c->outlen = (size_t)n;
 		c->outoff = 0;
 		c->st = H_WRITE;
-		c->stream_after = !head;
+		c->after = head ? AFTER_LINGER : AFTER_VIEWER;
 		conn_flush(c);
 	} else if (strcmp(req.path, "/stats") == 0) {
-		char body[2048];
-		size_t n = stats_json(body, sizeof(body));
+		struct topic_totals tt;
+		size_t sz;
 
+		topics_totals(&tt);
+		sz = 4096 + (size_t)tt.topics * 420;
+		char *body;
+		size_t n;
+
+		body = malloc(sz);
+		if (!body) {
+			conn_error(c, 503);
+			return;
+		}
+		n = stats_json(body, sz);
 		conn_respond(c, 200, "application/json", NULL, body, n, head);
+		free(body);
 	} else {
 		conn_error(c, 404);
 	}
@@ -688,6 +830,75 @@ static void conn_event(struct hconn *c, uint32_t ev)
 		conn_flush(c);
 }
 
+static struct hconn *conn_new(int fd)
+{
+	struct hconn *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	memset(c, 0, offsetof(struct hconn, in));
+	c->tag.kind = TAG_HTTP;
+	c->fd = fd;
+	c->st = H_READ;
+	c->deadline = now_ns() + HTTP_TIMEOUT_NS;
+	c->next = R.conns;
+	if (R.conns)
+		R.conns->prev = c;
+	R.conns = c;
+	ep_add(fd, EPOLLIN | EPOLLRDHUP, c);
+	return c;
+}
+
+void relay_linger_conn(int fd)
+{
+	struct hconn *c = conn_new(fd);
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	conn_linger(c);
+}
+
+/* A kept-alive connection (after POST /pub/) reads its next request here. */
+void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen)
+{
+	struct hconn *c;
+	size_t end;
+
+	if (R.finishing || !(c = conn_new(fd))) {
+		close(fd);
+		return;
+	}
+	if (prelen > sizeof(c->in)) {
+		conn_error(c, 431);
+		return;
+	}
+	memcpy(c->in, pre, prelen);
+	c->inlen = prelen;
+	end = http_header_end(c->in, c->inlen);
+	if (end) {
+		/* parsed by the main loop, not here: pipelined requests would recurse */
+		c->next_ready = R.ready_conns;
+		R.ready_conns = c;
+	}
+}
+
+static void run_ready_conns(void)
+{
+	while (R.ready_conns) {
+		struct hconn *c = R.ready_conns;
+		size_t end;
+
+		R.ready_conns = c->next_ready;
+		if (c->st != H_READ)
+			continue;
+		end = http_header_end(c->in, c->inlen);
+		if (end)
+			conn_request(c, end);
+	}
+}
+
 static void accept_viewers(void)
 {
 	int i, fd;
@@ -702,21 +913,9 @@ static void accept_viewers(void)
 				logmsg("accept: %s", strerror(errno));
 			return;
 		}
-		c = malloc(sizeof(*c));
-		if (!c) {
+		c = conn_new(fd);
+		if (!c)
 			close(fd);
-			continue;
-		}
-		memset(c, 0, offsetof(struct hconn, in));
-		c->tag.kind = TAG_HTTP;
-		c->fd = fd;
-		c->st = H_READ;
-		c->deadline = now_ns() + HTTP_TIMEOUT_NS;
-		c->next = R.conns;
-		if (R.conns)
-			R.conns->prev = c;
-		R.conns = c;
-		ep_add(fd, EPOLLIN | EPOLLRDHUP, c);
 	}
 }
 
@@ -744,6 +943,7 @@ static void reap_conns(void)
 
 		R.dead_conns = c->next_dead;
 		free(c->out);
+		free(c->req);
 		free(c);
 	}
 }
@@ -756,6 +956,13 @@ static void flush_chunk(void)
 
 	if (R.wpos == R.head)
 		return;
+	/* WebSocket/SSE/stream subscribers of the ingest's topic get the chunk too */
+	if (topic_has_subscribers(R.opt.ingest_topic)) {
+		struct iovec iov[2];
+		int cnt = ring_iov(&R.ring, R.head, R.wpos, iov);
+
+		topic_publish(R.opt.ingest_topic, iov, cnt, MSG_BINARY);
+	}
 	R.head = R.wpos;
 	for (i = 0; i < R.nshards; i++) {
 		if (R.threaded)
@@ -795,6 +1002,8 @@ static void pub_end(const char *why)
 		R.listen_fd = -1;
 		while (R.conns)
 			conn_close(R.conns);
+		topics_tick(); /* what was published goes out first */
+		topics_going_away((uint64_t)(R.opt.drain_timeout * 1e9));
 	} else {
 		logmsg("waiting for the next publisher on %s", R.ingest_name);
 	}
@@ -899,6 +1108,27 @@ static void accept_publisher(void)
 	}
 }
 
+/* A further --ingest: one publisher at a time feeds its topic. */
+static void accept_topic_publisher(struct extra_ingest *x)
+{
+	for (;;) {
+		int fd = accept4(x->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_emfile(errno);
+			return;
+		}
+		if (x->busy || R.finishing) {
+			logmsg("rejecting a publisher of topic %s: one is already connected", x->topic);
+			close(fd);
+			continue;
+		}
+		logmsg("ingest publisher of topic %s connected", x->topic);
+		topic_raw_publisher(x->topic, fd, &x->busy);
+	}
+}
+
 /* ---- main loop ---------------------------------------------------------- */
 
 static int poll_timeout_ms(uint64_t now)
@@ -983,6 +1213,16 @@ static void run(void)
 				break;
 			case TAG_SHARDEV:
 				break;
+			case TAG_SUB:
+			case TAG_PUBCONN:
+				topics_event(t, evs[i].events);
+				break;
+			case TAG_REDIS:
+				redis_event(t, evs[i].events);
+				break;
+			case TAG_INGEST_TOPIC:
+				accept_topic_publisher((struct extra_ingest *)t);
+				break;
 			}
 		}
 		if (R.pub_polled && R.pub_fd >= 0)
@@ -993,12 +1233,18 @@ static void run(void)
 		if (R.wpos != R.head &&
 		    now >= R.pending_since + (uint64_t)R.opt.max_delay_ms * 1000000ULL)
 			flush_chunk();
+		run_ready_conns();
+		topics_tick();
 		if (!R.threaded)
 			shard_reap(&R.shards[0]);
 		reap_conns();
+		topics_reap();
 		if (now >= R.next_sweep) {
 			sweep_conns(now);
+			topics_sweep(now);
+			redis_tick(now);
 			reap_conns();
+			topics_reap();
 			check_engine();
 			R.next_sweep = now + 500000000ULL;
 		}
@@ -1010,7 +1256,7 @@ static void run(void)
 			struct totals t;
 
 			totals(&t);
-			if (t.viewers == 0 || now >= R.finish_deadline) {
+			if ((t.viewers == 0 && !topics_busy()) || now >= R.finish_deadline) {
 				if (t.viewers)
 					logmsg("drain timeout: closing %llu viewers still behind",
 					       (unsigned long long)t.viewers);
@@ -1022,171 +1268,6 @@ static void run(void)
 }
 
 /* ---- setup -------------------------------------------------------------- */
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-"usage: writevv-relay [--listen ADDR:PORT] [--ingest ADDR:PORT | --stdin]\n"
-"                     [--mode default|kernel|iouring|sendfile|zerocopy|userland] [--content-type TYPE]\n"
-"                     [--max-backlog BYTES] [--ts-align] [--stats-interval S]\n"
-"                     [--max-delay-ms MS] [--threads N] [--sndbuf BYTES]\n"
-"                     [--drain-timeout S] [--verbose]\n"
-"\n"
-"  --listen ADDR:PORT     viewers' HTTP address (default 127.0.0.1:8080; port 0 = any)\n"
-"  --ingest ADDR:PORT     publisher's raw TCP address (default 127.0.0.1:9000)\n"
-"  --stdin                read the stream from standard input; exit when it ends\n"
-"  --mode M               writevv engine: default, kernel or userland\n"
-"                         (default: the WRITEVV_MODE environment variable)\n"
-"  --content-type TYPE    Content-Type of GET / (default video/mp2t)\n"
-"  --max-backlog BYTES    per-viewer backlog bound; over it the viewer is dropped\n"
-"                         (default 4M; K, M, G suffixes)\n"
-"  --ts-align             start viewers at an MPEG-TS packet boundary\n"
-"  --stats-interval S     print a stats line every S seconds (default 0: never)\n"
-"  --max-delay-ms MS      coalesce publisher reads for up to MS ms (default 50)\n"
-"  --threads N            shard viewers over N sender threads (default: 1, no\n"
-"                         extra thread)\n"
-"  --sndbuf BYTES         SO_SNDBUF of viewer sockets (default: kernel autotuning)\n"
-"  --drain-timeout S      with --stdin: how long slow viewers may drain (default 30)\n"
-"  --verbose              log every viewer\n");
-}
-
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end++;
-	if (*end == 'B')
-		end++;
-	if (*end)
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
-static void parse_args(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "ingest", required_argument, NULL, 'i' },
-		{ "stdin", no_argument, NULL, 's' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "content-type", required_argument, NULL, 'c' },
-		{ "max-backlog", required_argument, NULL, 'b' },
-		{ "ts-align", no_argument, NULL, 'a' },
-		{ "stats-interval", required_argument, NULL, 'S' },
-		{ "max-delay-ms", required_argument, NULL, 'd' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "sndbuf", required_argument, NULL, 'B' },
-		{ "drain-timeout", required_argument, NULL, 'D' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct options *o = &R.opt;
-	char *end;
-	size_t sz;
-	int c;
-
-	o->listen = "127.0.0.1:8080";
-	o->ingest = NULL;
-	o->mode = -1;
-	o->content_type = "video/mp2t";
-	o->max_backlog = 4u << 20;
-	o->max_delay_ms = 50;
-	o->threads = 1;
-	o->drain_timeout = 30;
-	while ((c = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'l': o->listen = optarg; break;
-		case 'i': o->ingest = optarg; break;
-		case 's': o->use_stdin = true; break;
-		case 'm':
-			if (!strcmp(optarg, "default"))
-				o->mode = WRITEVV_MODE_DEFAULT;
-			else if (!strcmp(optarg, "kernel"))
-				o->mode = WRITEVV_MODE_KERNEL;
-			else if (!strcmp(optarg, "userland"))
-				o->mode = WRITEVV_MODE_USERLAND;
-			else if (!strcmp(optarg, "iouring"))
-				o->mode = WRITEVV_MODE_IOURING;
-			else if (!strcmp(optarg, "sendfile"))
-				o->mode = WRITEVV_MODE_SENDFILE;
-			else if (!strcmp(optarg, "zerocopy"))
-				o->mode = WRITEVV_MODE_ZEROCOPY;
-			else
-				goto bad;
-			break;
-		case 'c':
-			if (strpbrk(optarg, "\r\n"))
-				goto bad;
-			o->content_type = optarg;
-			break;
-		case 'b':
-			if (parse_size(optarg, &sz) < 0 || sz < 4096 || sz > ((size_t)1 << 34))
-				goto bad;
-			o->max_backlog = sz;
-			break;
-		case 'a': o->ts_align = true; break;
-		case 'S':
-			o->stats_interval = strtod(optarg, &end);
-			if (*end || o->stats_interval < 0)
-				goto bad;
-			break;
-		case 'd':
-			o->max_delay_ms = (int)strtol(optarg, &end, 10);
-			if (*end || o->max_delay_ms < 0 || o->max_delay_ms > 10000)
-				goto bad;
-			break;
-		case 't':
-			o->threads = (int)strtol(optarg, &end, 10);
-			if (*end || o->threads < 1 || o->threads > 256)
-				goto bad;
-			break;
-		case 'B':
-			if (parse_size(optarg, &sz) < 0 || sz > INT_MAX)
-				goto bad;
-			o->sndbuf = (int)sz;
-			break;
-		case 'D':
-			o->drain_timeout = strtod(optarg, &end);
-			if (*end || o->drain_timeout < 0)
-				goto bad;
-			break;
-		case 'v': o->verbose = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
-		}
-		continue;
-bad:
-		fprintf(stderr, "writevv-relay: bad value '%s' for an option\n", optarg);
-		usage(stderr);
-		exit(2);
-	}
-	if (optind < argc) {
-		fprintf(stderr, "writevv-relay: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
-		exit(2);
-	}
-	if (o->use_stdin && o->ingest) {
-		fprintf(stderr, "writevv-relay: --ingest and --stdin exclude each other\n");
-		exit(2);
-	}
-	if (!o->use_stdin && !o->ingest)
-		o->ingest = "127.0.0.1:9000";
-	relay_verbose = o->verbose;
-}
 
 static int setup_mode(void)
 {
@@ -1239,7 +1320,7 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int i, rc = 0;
 
-	parse_args(argc, argv);
+	parse_args(argc, argv, &R.opt);
 	R.start_ns = now_ns();
 	R.listen_fd = R.ingest_fd = R.pub_fd = R.sig_fd = -1;
 	R.listen_tag.kind = TAG_LISTEN;
@@ -1306,6 +1387,35 @@ int main(int argc, char **argv)
 		ep_add(R.ingest_fd, EPOLLIN, &R.ingest_tag);
 	}
 
+	{
+		struct topic_opts to = {
+			.max_backlog = R.opt.max_backlog, .max_message = R.opt.max_message,
+			.history = R.opt.history, .max_topics = R.opt.max_topics,
+			.client_publish = R.opt.client_publish, .sndbuf = R.opt.sndbuf,
+			.ws_deflate = R.opt.ws_deflate,
+		};
+
+		topics_init(R.epfd, &to);
+		if (R.opt.redis && redis_init(R.opt.redis, R.epfd, R.opt.max_message) < 0) {
+			logmsg("bad --redis '%s': expected HOST:PORT", R.opt.redis);
+			return 1;
+		}
+		if (R.opt.redis)
+			logmsg("redis %s: topics are shared with the other nodes", R.opt.redis);
+	}
+	for (i = 0; i < R.opt.n_extra; i++) {
+		struct extra_ingest *x = &R.extra[i];
+		char name[NI_MAXHOST + 40];
+
+		x->tag.kind = TAG_INGEST_TOPIC;
+		x->topic = R.opt.extra[i].topic;
+		x->fd = listen_on(R.opt.extra[i].addr, "the publisher");
+		if (x->fd < 0)
+			return 1;
+		sockname(x->fd, name, sizeof(name));
+		ep_add(x->fd, EPOLLIN, &x->tag);
+		logmsg("publisher of topic %s on tcp://%s", x->topic, name);
+	}
 	R.threaded = R.opt.threads > 1;
 	R.nshards = R.opt.threads;
 	R.shards = calloc((size_t)R.nshards, sizeof(*R.shards));
@@ -1320,6 +1430,8 @@ int main(int argc, char **argv)
 	}
 
 	logmsg("viewers on http://%s/ (GET /stats for JSON)", R.listen_name);
+	logmsg("topics: GET /stream/T, /sse/T, /ws/T (WebSocket), POST /pub/T; %s feeds '%s'",
+	       R.opt.use_stdin ? "stdin" : "the ingest", R.opt.ingest_topic);
 	if (R.opt.use_stdin)
 		logmsg("publisher: standard input");
 	else
@@ -1343,10 +1455,15 @@ int main(int argc, char **argv)
 	while (R.conns)
 		conn_close(R.conns);
 	reap_conns();
+	topics_destroy();
+	redis_destroy();
 	if (R.listen_fd >= 0)
 		close(R.listen_fd);
 	if (R.ingest_fd >= 0)
 		close(R.ingest_fd);
+	for (i = 0; i < R.opt.n_extra; i++)
+		if (R.extra[i].fd >= 0)
+			close(R.extra[i].fd);
 	if (R.pub_fd > STDIN_FILENO)
 		close(R.pub_fd);
 	if (R.spare_fd >= 0)

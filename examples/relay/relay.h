@@ -22,11 +22,17 @@ enum tag_kind {
 	TAG_HTTP,     /* an HTTP connection still reading its request */
 	TAG_VIEWER,   /* a streaming viewer */
 	TAG_SHARDEV,  /* a shard's queue eventfd */
+	TAG_SUB,      /* a topic subscriber (topic.c) */
+	TAG_PUBCONN,  /* a POST /pub/ publisher (topic.c) */
+	TAG_REDIS,    /* a Redis connection (redis.c) */
+	TAG_INGEST_TOPIC, /* a further --ingest listener, feeding a topic */
 };
 
 struct tag {
 	enum tag_kind kind;
 };
+
+#define MAX_EXTRA_INGEST 16
 
 struct options {
 	const char *listen;
@@ -42,6 +48,15 @@ struct options {
 	int sndbuf;
 	double drain_timeout;
 	bool verbose;
+	const char *ingest_topic;  /* the topic --ingest/--stdin feeds */
+	size_t max_message;
+	unsigned history;
+	unsigned max_topics;
+	bool client_publish;
+	const char *redis;         /* HOST:PORT or NULL */
+	bool ws_deflate;           /* accept permessage-deflate offers */
+	struct { const char *addr, *topic; } extra[MAX_EXTRA_INGEST]; /* --ingest A=T */
+	int n_extra;
 };
 
 /*
@@ -159,9 +174,15 @@ int shard_start(struct shard *sh);
 void shard_post(struct shard *sh, enum qkind kind, uint64_t val);
 void shard_join(struct shard *sh);
 
-/* util */
+/* options.c */
+void parse_args(int argc, char **argv, struct options *o);
+
+/* util.c */
 uint64_t now_ns(void);
 uint64_t thread_cpu_ns(void);
+uint64_t process_cpu_ns(void);
+long rss_kb(void);
+const char *mode_name(int mode);
 extern bool relay_verbose;
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vlogmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -3,10 +3,15 @@
 #   RELAY LOADGEN LOADER MODE THREADS
 # The kernel variants load the BPF program with writevv-loader when the relay
 # reports it missing, and fail (never skip) if kernel mode cannot be used.
-set(_relay_tests fanout churn http)
+set(_relay_tests fanout churn http topics topics_deflate wsabuse ffmpeg_ws redis)
 set(_relay_timeout_fanout 240)
 set(_relay_timeout_churn 180)
 set(_relay_timeout_http 120)
+set(_relay_timeout_topics 180)
+set(_relay_timeout_topics_deflate 180)
+set(_relay_timeout_wsabuse 180)
+set(_relay_timeout_ffmpeg_ws 120)
+set(_relay_timeout_redis 180)
 
 function(_relay_add_test name script mode threads)
   add_test(NAME ${name}
@@ -30,7 +35,16 @@ foreach(mode default kernel userland)
     _relay_add_test(relay_${t}_${mode} ${t} ${mode} 1)
   endforeach()
 endforeach()
-# Sharded sender threads.
-foreach(t fanout churn)
+# Sharded sender threads (topics stay in the main thread beside them).
+foreach(t fanout churn topics)
   _relay_add_test(relay_${t}_default_threads2 ${t} default 2)
 endforeach()
+
+# Pure logic of the parsers (CMocka).
+pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+add_executable(unit_relay_proto ${CMAKE_CURRENT_SOURCE_DIR}/tests/unit_relay_proto.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/http.c ${CMAKE_CURRENT_SOURCE_DIR}/ws.c)
+target_include_directories(unit_relay_proto PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(unit_relay_proto PRIVATE PkgConfig::CMOCKA OpenSSL::Crypto ZLIB::ZLIB)
+add_test(NAME unit_relay_proto COMMAND unit_relay_proto)
+set_tests_properties(unit_relay_proto PROPERTIES LABELS "relay")
