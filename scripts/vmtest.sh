@@ -27,6 +27,7 @@ timeout_s=1500
 #  valgrind_*       valgrind under TCG: ~50x on top of the emulation's ~6x
 #  bench_smoke      a benchmark (timings, no kernel feature of its own)
 #  install_consumer cmake --install and a consumer build: nothing kernel-specific
+#  check_abi        the .so's exported symbols (nm): the same file on any kernel
 #  relay_*          need ffmpeg/ffprobe/curl in the image and are live-paced:
 #                   ~60 s natively, minutes under TCG, for the engines that the
 #                   test_* programs already run one by one
@@ -35,9 +36,9 @@ timeout_s=1500
 #  test_latency_*, test_threads_* per engine: run in kernel mode only
 #  test_hostile_{iouring,sendfile,zerocopy,userland}: the matrix runs in kernel
 #                   and default mode (which uses io_uring, sendfile and zero-copy)
-# --all runs everything but valgrind_, bench_smoke, install_consumer and relay_.
-exclude_all='^(valgrind_|bench_smoke$|install_consumer$|relay_)'
-exclude='^(valgrind_|bench_smoke$|install_consumer$|relay_|test_memory|test_latency_|test_threads_|test_hostile_(iouring|sendfile|zerocopy|userland)$)'
+# --all runs everything but valgrind_, bench_smoke, install_consumer, check_abi, relay_.
+exclude_all='^(valgrind_|bench_smoke$|install_consumer$|check_abi$|relay_)'
+exclude='^(valgrind_|bench_smoke$|install_consumer$|check_abi$|relay_|test_memory|test_latency_|test_threads_|test_hostile_(iouring|sendfile|zerocopy|userland)$)'
 include=''
 prepare_only=0
 exclude_given=0
