@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -191,17 +192,26 @@ static void test_full_blocking_target(void **state)
 	fleet_close(&f);
 }
 
-static void *shut_later(void *arg)
+/* Shut target i down for writing a->ms after its first bytes arrived. The
+ * wait starts there, not at thread start: on a slow machine (QEMU without
+ * KVM) filling the buffer and the sendfile engine's copy of it can take
+ * longer than a fixed delay, and the shutdown then came before the call
+ * wrote anything (writev's answer is then EPIPE, not the partial count). */
+static void *shut_after_first_bytes(void *arg)
 {
 	struct resume_arg *a = arg;
+	int queued = 0;
 
+	while (ioctl(a->f->rx[a->i], FIONREAD, &queued) == 0 && queued == 0)
+		usleep(1000);
 	usleep((useconds_t)a->ms * 1000);
 	shutdown(a->f->tx[a->i], SHUT_WR);
 	return NULL;
 }
 
-/* A blocked write whose socket is shut down half way: writev returns the
- * partial count, and no SIGPIPE may escape (sendfile raises one even when
+/* A blocked write whose socket is shut down half way (it is more than the
+ * socket buffers hold, so once bytes arrived it cannot have finished):
+ * writev returns the partial count, and no SIGPIPE may escape (sendfile raises one even when
  * it returns a partial count). */
 static void test_shutdown_mid_write(void **state)
 {
@@ -219,7 +229,7 @@ static void test_shutdown_mid_write(void **state)
 	ra.f = &f;
 	ra.i = 0;
 	ra.ms = 200;
-	assert_int_equal(pthread_create(&thr, NULL, shut_later, &ra), 0);
+	assert_int_equal(pthread_create(&thr, NULL, shut_after_first_bytes, &ra), 0);
 	pattern_fill(buf, len, 78, 0);
 	assert_int_equal(writevv(f.tx, 2, &iov, 1, rets, errs), 1);
 	pthread_join(thr, NULL);
