@@ -389,6 +389,10 @@ static void apply_fault(enum fault f, int k)
 			rx = s->rx;
 			s->rx = -1;
 			close(rx); /* (which takes it out of the drain thread's epoll) */
+			/* A receiver closed with a RST discards what it had not read
+			 * (e.g. an earlier fill-receiver's bytes): nothing more can
+			 * arrive, so only what was read is still expected. */
+			s->want_len = s->got_len;
 			pthread_mutex_unlock(&pool_lock);
 			s->broken = 1;
 			wait_error(fd);
