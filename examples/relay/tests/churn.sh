@@ -39,7 +39,8 @@ wait_until 30 viewers_are 10 || die "viewers did not join ($(stat_field viewers)
 	max=0
 	while kill -0 "$RELAY_PID" 2>/dev/null; do
 		r=$(rss_kb "$RELAY_PID"); [ -n "$r" ] && [ "$r" -gt "$max" ] && max=$r
-		echo "$max" > "$W/rss.max"
+		# (renamed into place: a reader never sees the file truncated)
+		echo "$max" > "$W/rss.max.tmp" && mv -f "$W/rss.max.tmp" "$W/rss.max"
 		sleep 0.1
 	done
 ) &
