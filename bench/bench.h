@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "clock.h"
+#include "mode_names.h"
+
 #define MAX_IOV 64
 
 /* ---- payload pattern ----------------------------------------------------
@@ -24,9 +27,7 @@ static inline const uint8_t *pattern_at(uint32_t seed)
 	return pat_table + ((uint64_t)seed * 2654435761u) % PAT_OFFSETS;
 }
 
-/* ---- clocks --------------------------------------------------------------*/
-uint64_t now_ns(void);        /* CLOCK_MONOTONIC (same base as bpf_ktime_get_ns) */
-uint64_t thread_cpu_ns(void); /* CLOCK_THREAD_CPUTIME_ID */
+/* ---- clocks: util/clock.h (CLOCK_MONOTONIC has bpf_ktime_get_ns's base) -*/
 
 /* ---- receiver modes ------------------------------------------------------*/
 enum net_kind { NET_LO, NET_VETH };
@@ -160,7 +161,6 @@ void engines_detach(int set);
 int engine_index(const char *name);
 /* Did the last writevv call run in kernel mode? (WRITEVV_GETMODE) */
 int wvv_effective_mode(void);
-const char *wvv_mode_name(int mode);
 
 /* ---- stats.c -------------------------------------------------------------*/
 double median_d(double *v, int n);

@@ -521,19 +521,6 @@ static int wvv_zerocopy_prepare(char *why, size_t len)
 	return wvv_prepare_engine(WRITEVV_MODE_ZEROCOPY, "zero-copy", why, len);
 }
 
-const char *wvv_mode_name(int mode)
-{
-	switch (mode) {
-	case WRITEVV_MODE_DEFAULT: return "default";
-	case WRITEVV_MODE_KERNEL: return "kernel";
-	case WRITEVV_MODE_USERLAND: return "userland";
-	case WRITEVV_MODE_IOURING: return "io_uring";
-	case WRITEVV_MODE_SENDFILE: return "sendfile";
-	case WRITEVV_MODE_ZEROCOPY: return "zerocopy";
-	default: return "?";
-	}
-}
-
 static int wvv_default_prepare(char *why, size_t len)
 {
 	return wvv_set(WRITEVV_MODE_DEFAULT, why, len);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "nofile.h"
 #include "writevv.h"
 
 struct cell *cells;
@@ -756,22 +757,17 @@ static void conns_close_sets(struct conns **cs)
 static void raise_nofile(int need)
 {
 	struct rlimit rl;
+	rlim_t cur;
 
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_max < (rlim_t)need) {
-		struct rlimit want = { (rlim_t)need, (rlim_t)need };
-
-		if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
-			printf("# RLIMIT_NOFILE raised to %d (hard limit was %llu)\n", need,
-			       (unsigned long long)rl.rlim_max);
-			return;
-		}
+	if (rl.rlim_max < (rlim_t)need && nofile_set((rlim_t)need) == 0) {
+		printf("# RLIMIT_NOFILE raised to %d (hard limit was %llu)\n", need,
+		       (unsigned long long)rl.rlim_max);
+		return;
 	}
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-	getrlimit(RLIMIT_NOFILE, &rl);
-	printf("# RLIMIT_NOFILE %llu\n", (unsigned long long)rl.rlim_cur);
-	if (rl.rlim_cur < (rlim_t)need)
+	cur = nofile_raise_to_hard(NULL);
+	printf("# RLIMIT_NOFILE %llu\n", (unsigned long long)cur);
+	if (cur < (rlim_t)need)
 		printf("# WARNING: %d descriptors wanted; the largest cells may fail\n", need);
 }
 

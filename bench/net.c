@@ -58,23 +58,6 @@ struct bench_env env = {
 	.discard_sample = 64,
 };
 
-/* ---- clocks -------------------------------------------------------------*/
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- pattern --------------------------------------------------------------*/
 uint8_t *pat_table;
 size_t pat_len;

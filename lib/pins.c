@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 
 #include "pins.h"
+#include "pinned_maps.h"
 
 /* Callers hold the engine lock (probe and slot setup), so one buffer does. */
 static char pin_dir_buf[PATH_MAX];
@@ -117,7 +118,6 @@ bool wvv_pins_same(const struct wvv_pins *a, const struct wvv_pins *b)
 int wvv_pins_open(struct wvv_pins *p, char *why, size_t whylen)
 {
 	const char *dir = wvv_pin_dir();
-	__u32 zero = 0;
 	int cfg_fd, err;
 
 	p->ctl_fd = p->targets_fd = p->slot_state_fd = -1;
@@ -142,21 +142,8 @@ int wvv_pins_open(struct wvv_pins *p, char *why, size_t whylen)
 				 strerror(-err));
 		return err;
 	}
-	{
-		/* The map's value may be larger than this build's struct. */
-		struct bpf_map_info info;
-		__u32 len = sizeof(info);
-		unsigned char buf[4096];
-
-		memset(&info, 0, sizeof(info));
-		memset(buf, 0, sizeof(buf));
-		err = bpf_obj_get_info_by_fd(cfg_fd, &info, &len) ? -errno : 0;
-		if (!err && (info.value_size > sizeof(buf) || info.value_size < sizeof(__u32)))
-			err = -EPROTO;
-		if (!err)
-			err = bpf_map_lookup_elem(cfg_fd, &zero, buf) ? -errno : 0;
-		memcpy(&p->cfg, buf, sizeof(p->cfg));
-	}
+	/* The map's value may be larger than this build's struct. */
+	err = wvv_read_config(cfg_fd, &p->cfg);
 	close(cfg_fd);
 	if (err) {
 		snprintf(why, whylen, "cannot read %s/%s: %s", dir, WVV_PIN_CONFIG, strerror(-err));

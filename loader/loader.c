@@ -27,6 +27,7 @@
 #include <bpf/libbpf.h>
 
 #include "loader.h"
+#include "pinned_maps.h"
 #include "writevv.skel.h"
 
 #define SLOTS_MAX 4096u           /* 4096 x 256 KiB = 1 GiB of status rings */
@@ -78,7 +79,7 @@ static int check_existing(const struct opts *o, const char *dir)
 	fd = open_pin(dir, WVV_PIN_CONFIG, false);
 	if (fd < 0)
 		return fd;
-	err = read_config(fd, &cfg);
+	err = wvv_read_config(fd, &cfg);
 	close(fd);
 	if (err) {
 		errmsg("cannot read %s/%s: %s", dir, WVV_PIN_CONFIG, strerror(-err));

@@ -50,7 +50,6 @@ void sweep_stale(const char *dir);
 /* bpf_obj_get(dir/name), reporting permission and other errors. */
 int open_pin(const char *dir, const char *name, bool quiet_enoent);
 /* wvv_config[0], whatever the size of the pinned map's value. */
-int read_config(int fd, struct wvv_config *cfg);
 int map_info(int fd, struct bpf_map_info *info);
 /* Occupied slots of a sockmap or map-in-map array of max entries. */
 int count_present(int fd, __u32 max);

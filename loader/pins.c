@@ -765,32 +765,6 @@ int open_pin(const char *dir, const char *name, bool quiet_enoent)
 	return err;
 }
 
-/* Read wvv_config[0] whatever its size, so a foreign ABI is still recognised
- * by its first word. Returns 0 or -errno. */
-int read_config(int fd, struct wvv_config *cfg)
-{
-	struct bpf_map_info info;
-	__u32 len = sizeof(info), zero = 0;
-	void *buf;
-	int err;
-
-	memset(&info, 0, sizeof(info));
-	memset(cfg, 0, sizeof(*cfg));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return -errno;
-	if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != sizeof(__u32) ||
-	    info.value_size < sizeof(__u32) || info.value_size > 4096)
-		return -EPROTO;
-	buf = calloc(1, info.value_size);
-	if (!buf)
-		return -ENOMEM;
-	err = bpf_map_lookup_elem(fd, &zero, buf) ? -errno : 0;
-	if (!err)
-		memcpy(cfg, buf, info.value_size < sizeof(*cfg) ? info.value_size : sizeof(*cfg));
-	free(buf);
-	return err;
-}
-
 int map_info(int fd, struct bpf_map_info *info)
 {
 	__u32 len = sizeof(*info);

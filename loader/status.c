@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "loader.h"
+#include "pinned_maps.h"
 
 struct status {
 	struct wvv_config cfg;
@@ -40,24 +41,10 @@ static __u64 stat_at(const struct wvv_stats *s, size_t i)
 	return v[i];
 }
 
-static void add_stats(struct wvv_stats *sum, const struct wvv_stats *s)
-{
-	sum->calls += s->calls;
-	sum->frames += s->frames;
-	sum->bytes += s->bytes;
-	sum->redirect_failures += s->redirect_failures;
-	sum->stale_fd += s->stale_fd;
-	sum->not_writable += s->not_writable;
-	sum->bad_frames += s->bad_frames;
-	sum->ring_full += s->ring_full;
-	sum->pull_failures += s->pull_failures;
-}
-
 static int collect(const char *dir, struct status *s)
 {
-	int fds[ARRAY_SIZE(map_pins)], prog_fd, err = 0, ncpus;
-	__u32 len, i, zero = 0, id, ids[4], cnt = ARRAY_SIZE(ids), flags;
-	struct wvv_stats *percpu;
+	int fds[ARRAY_SIZE(map_pins)], prog_fd, err = 0;
+	__u32 len, i, id, ids[4], cnt = ARRAY_SIZE(ids), flags;
 	__u64 key, next;
 
 	for (i = 0; i < ARRAY_SIZE(map_pins); i++)
@@ -85,7 +72,7 @@ static int collect(const char *dir, struct status *s)
 			goto out;
 		}
 	}
-	err = read_config(fds[M_CONFIG], &s->cfg);
+	err = wvv_read_config(fds[M_CONFIG], &s->cfg);
 	if (err) {
 		errmsg("cannot read %s/%s: %s", dir, WVV_PIN_CONFIG, strerror(-err));
 		goto out;
@@ -112,20 +99,7 @@ static int collect(const char *dir, struct status *s)
 	}
 	if (s->cfg.abi_version != WVV_ABI_VERSION || s->maps[M_STATS].value_size != sizeof(struct wvv_stats))
 		goto out;  /* counters of another ABI: not ours to decode */
-	ncpus = libbpf_num_possible_cpus();
-	if (ncpus <= 0)
-		goto out;
-	percpu = calloc((size_t)ncpus, sizeof(*percpu));
-	if (!percpu) {
-		err = -ENOMEM;
-		goto out;
-	}
-	if (!bpf_map_lookup_elem(fds[M_STATS], &zero, percpu)) {
-		s->have_stats = true;
-		for (id = 0; id < (__u32)ncpus; id++)
-			add_stats(&s->stats, &percpu[id]);
-	}
-	free(percpu);
+	s->have_stats = !wvv_sum_stats(fds[M_STATS], &s->stats);
 out:
 	for (i = 0; i < ARRAY_SIZE(map_pins); i++)
 		if (fds[i] >= 0)

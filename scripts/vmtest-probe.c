@@ -24,6 +24,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "mode_names.h"
 #include "writevv.h"
 
 #ifndef IORING_SEND_ZC_REPORT_USAGE
@@ -133,7 +134,6 @@ static int features(void)
 	return 0;
 }
 
-static const char *mode_name[] = { "default", "kernel", "userland", "iouring", "sendfile", "zerocopy" };
 
 /* One writevv of len pattern bytes to n fresh TCP targets; 0 if every
  * target took it all and received exactly it. */
@@ -183,21 +183,21 @@ static int mode(void)
 	const char *env = getenv("WRITEVV_MODE");
 	int m = -1, got, eng, i, rc = 0;
 
-	for (i = 0; env && i < 6; i++)
-		if (!strcmp(env, mode_name[i]))
-			m = i;
+	/* the library reads WRITEVV_MODE by the names alone (no alias) */
+	if (env && !strcmp(wvv_mode_name(wvv_mode_parse(env)), env))
+		m = wvv_mode_parse(env);
 	writevv_control(WRITEVV_GETMODE, &got);
-	printf("WRITEVV_MODE=%-8s GETMODE=%-8s", env ? env : "", mode_name[got]);
+	printf("WRITEVV_MODE=%-8s GETMODE=%-8s", env ? env : "", wvv_mode_name(got));
 	if (m >= 0) {
 		int want = m;
 
 		if (writevv_control(WRITEVV_SETMODE, &want))
-			printf(" SETMODE(%s): %s;", mode_name[m], strerror(errno));
+			printf(" SETMODE(%s): %s;", wvv_mode_name(m), strerror(errno));
 	}
 	for (i = 0; i < 3; i++) {
 		int r = checked_call(sizes[i], &eng);
 
-		printf(" %zu B: %s %s;", sizes[i], mode_name[eng], r ? "WRONG" : "ok");
+		printf(" %zu B: %s %s;", sizes[i], wvv_mode_name(eng), r ? "WRONG" : "ok");
 		rc |= r;
 	}
 	printf(" kernel_status: \"%s\"\n", writevv_kernel_status());

@@ -23,6 +23,9 @@
 #include <dirent.h>
 
 #include "helpers.h"
+#include "mode_names.h"
+#include "nofile.h"
+#include "pinned_maps.h"
 #include "writevv.h"
 
 struct fleet_priv {
@@ -38,15 +41,14 @@ struct fleet_priv {
 void raise_nofile(unsigned long need)
 {
 	struct rlimit rl;
+	int err;
 
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	if (rl.rlim_cur >= need)
 		return;
-	if (rl.rlim_max < need)
-		rl.rlim_max = need;
-	rl.rlim_cur = need;
-	if (setrlimit(RLIMIT_NOFILE, &rl)) {
-		fprintf(stderr, "cannot raise RLIMIT_NOFILE to %lu: %s\n", need, strerror(errno));
+	err = nofile_set(need);
+	if (err) {
+		fprintf(stderr, "cannot raise RLIMIT_NOFILE to %lu: %s\n", need, strerror(-err));
 		fail();
 	}
 }
@@ -251,19 +253,9 @@ void must_set_mode(int mode)
 
 int test_engine(void)
 {
-	const char *e = getenv("WVV_TEST_ENGINE");
+	int m = wvv_mode_parse(getenv("WVV_TEST_ENGINE"));
 
-	if (e && !strcmp(e, "iouring"))
-		return WRITEVV_MODE_IOURING;
-	if (e && !strcmp(e, "userland"))
-		return WRITEVV_MODE_USERLAND;
-	if (e && !strcmp(e, "sendfile"))
-		return WRITEVV_MODE_SENDFILE;
-	if (e && !strcmp(e, "zerocopy"))
-		return WRITEVV_MODE_ZEROCOPY;
-	if (e && !strcmp(e, "default"))
-		return WRITEVV_MODE_DEFAULT;
-	return WRITEVV_MODE_KERNEL;
+	return m < 0 ? WRITEVV_MODE_KERNEL : m;
 }
 
 int use_test_engine(void)
@@ -302,35 +294,15 @@ int read_bpf_stats(struct wvv_stats *out)
 {
 	const char *dir = getenv("WRITEVV_PIN_DIR");
 	char path[512];
-	int ncpu = libbpf_num_possible_cpus(), fd, i;
-	struct wvv_stats *v;
-	__u32 zero = 0;
+	int fd, err;
 
 	snprintf(path, sizeof(path), "%s/%s", dir ? dir : WVV_PIN_DIR_DEFAULT, WVV_PIN_STATS);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	v = calloc((size_t)ncpu, sizeof(*v));
-	if (bpf_map_lookup_elem(fd, &zero, v)) {
-		close(fd);
-		free(v);
-		return -errno;
-	}
-	memset(out, 0, sizeof(*out));
-	for (i = 0; i < ncpu; i++) {
-		out->calls += v[i].calls;
-		out->frames += v[i].frames;
-		out->bytes += v[i].bytes;
-		out->redirect_failures += v[i].redirect_failures;
-		out->stale_fd += v[i].stale_fd;
-		out->not_writable += v[i].not_writable;
-		out->bad_frames += v[i].bad_frames;
-		out->ring_full += v[i].ring_full;
-		out->pull_failures += v[i].pull_failures;
-	}
-	free(v);
+	err = wvv_sum_stats(fd, out);
 	close(fd);
-	return 0;
+	return err;
 }
 
 void fanout_check(struct tcp_fleet *f, const int *idx, int n, const size_t *lens, int nlens,

@@ -40,6 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "nofile.h"
+
 #define PKT 188
 #define HDR 9
 #define PAY (PKT - HDR) /* 179, prime */
@@ -124,10 +127,7 @@ static bool pattern_check(const unsigned char *buf, uint64_t off, size_t len)
 
 static double now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)now_ns() / 1e9;
 }
 
 static int resolve(const char *spec, struct sockaddr_storage *ss, socklen_t *sl)
@@ -167,16 +167,6 @@ static int connect_to(const struct sockaddr_storage *ss, socklen_t sl, int rcvbu
 		return -1;
 	}
 	return fd;
-}
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -514,7 +504,7 @@ static int cmd_view(void)
 		fprintf(stderr, "loadgen: cannot resolve %s\n", O.to);
 		return 1;
 	}
-	raise_nofile();
+	nofile_raise_to_hard(NULL);
 	for (;;) {
 		double now = now_s();
 

@@ -171,19 +171,8 @@ void parse_args(int argc, char **argv, struct options *o)
 				goto bad;
 			break;
 		case 'm':
-			if (!strcmp(optarg, "default"))
-				o->mode = WRITEVV_MODE_DEFAULT;
-			else if (!strcmp(optarg, "kernel"))
-				o->mode = WRITEVV_MODE_KERNEL;
-			else if (!strcmp(optarg, "userland"))
-				o->mode = WRITEVV_MODE_USERLAND;
-			else if (!strcmp(optarg, "iouring"))
-				o->mode = WRITEVV_MODE_IOURING;
-			else if (!strcmp(optarg, "sendfile"))
-				o->mode = WRITEVV_MODE_SENDFILE;
-			else if (!strcmp(optarg, "zerocopy"))
-				o->mode = WRITEVV_MODE_ZEROCOPY;
-			else
+			o->mode = wvv_mode_parse(optarg);
+			if (o->mode < 0)
 				goto bad;
 			break;
 		case 'c':

@@ -37,6 +37,7 @@
 
 #include "http.h"
 #include "redis.h"
+#include "nofile.h"
 #include "relay.h"
 #include "topic.h"
 #include "ws.h"
@@ -231,23 +232,16 @@ static void ep_mod(int fd, uint32_t events, void *ptr)
 
 static void raise_nofile(void)
 {
-	struct rlimit rl;
+	rlim_t old = 0, cur = nofile_raise_to_hard(&old);
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rlim_t old = rl.rlim_cur;
-
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-			vlogmsg("open files limit raised from %llu to %llu",
-				(unsigned long long)old, (unsigned long long)rl.rlim_max);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096)
+	if (cur > old)
+		vlogmsg("open files limit raised from %llu to %llu",
+			(unsigned long long)old, (unsigned long long)cur);
+	if (cur && cur < 4096)
 		logmsg("note: the open files limit is %llu, so at most about %llu viewers "
 		       "fit; raise the hard limit (as root: `ulimit -Hn 65536`, or "
 		       "LimitNOFILE= in a systemd unit) for more",
-		       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_cur - 16);
+		       (unsigned long long)cur, (unsigned long long)cur - 16);
 }
 
 static void log_emfile(int err)
@@ -336,10 +330,10 @@ static const char *requested_mode(void)
 	const char *e;
 
 	if (R.opt.mode >= 0)
-		return mode_name(R.opt.mode);
+		return wvv_mode_name(R.opt.mode);
 	e = getenv("WRITEVV_MODE");
-	return e && (!strcmp(e, "kernel") || !strcmp(e, "userland") || !strcmp(e, "iouring") ||
-		     !strcmp(e, "sendfile") || !strcmp(e, "zerocopy")) ? e : "default";
+	/* the library reads WRITEVV_MODE by the names alone (no alias) */
+	return e && !strcmp(wvv_mode_name(wvv_mode_parse(e)), e) ? e : "default";
 }
 
 static size_t stats_json(char *buf, size_t sz)
@@ -367,7 +361,7 @@ static size_t stats_json(char *buf, size_t sz)
 		     (unsigned long long)t.left, (unsigned long long)t.drops,
 		     R.pub_connected ? "true" : "false", (unsigned long long)R.sessions,
 		     (unsigned long long)R.bytes_in, (unsigned long long)t.bytes_out,
-		     (unsigned long long)t.calls, mode_name(current_engine()),
+		     (unsigned long long)t.calls, wvv_mode_name(current_engine()),
 		     requested_mode(), R.threaded ? R.nshards : 0,
 		     (unsigned long long)t.cpu_ns,
 		     t.bytes_out ? (double)t.cpu_ns / (double)t.bytes_out : 0.0,
@@ -416,7 +410,7 @@ static void print_stats_line(void)
 	       (unsigned long long)t.viewers, (unsigned long long)t.behind,
 	       (unsigned long long)t.drops, (unsigned long long)t.left,
 	       (unsigned long long)R.bytes_in, (unsigned long long)t.bytes_out,
-	       (unsigned long long)t.calls, mode_name(current_engine()),
+	       (unsigned long long)t.calls, wvv_mode_name(current_engine()),
 	       (double)t.cpu_ns / 1e9,
 	       t.bytes_out ? (double)t.cpu_ns / (double)t.bytes_out : 0.0, rss_kb());
 }
@@ -1157,7 +1151,7 @@ static void check_engine(void)
 	int e = current_engine();
 
 	if (e != R.engine) {
-		logmsg("writevv engine now in use: %s%s%s", mode_name(e),
+		logmsg("writevv engine now in use: %s%s%s", wvv_mode_name(e),
 		       e == WRITEVV_MODE_USERLAND && R.opt.mode == WRITEVV_MODE_KERNEL
 			       ? " -- kernel engine: " : "",
 		       e == WRITEVV_MODE_USERLAND && R.opt.mode == WRITEVV_MODE_KERNEL
@@ -1298,7 +1292,7 @@ static int setup_mode(void)
 				else
 					logmsg("--mode kernel: %s (%s)", strerror(e), why);
 			} else {
-				logmsg("cannot select mode %s: %s", mode_name(R.opt.mode),
+				logmsg("cannot select mode %s: %s", wvv_mode_name(R.opt.mode),
 				       strerror(e));
 			}
 			return -1;
@@ -1311,7 +1305,7 @@ static int setup_mode(void)
 	else if (R.engine == WRITEVV_MODE_USERLAND && R.opt.mode != WRITEVV_MODE_USERLAND)
 		logmsg("writevv engine: userland (the faster engines do not work here)");
 	else
-		logmsg("writevv engine: %s", mode_name(R.engine));
+		logmsg("writevv engine: %s", wvv_mode_name(R.engine));
 	return 0;
 }
 

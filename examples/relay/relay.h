@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "clock.h"
+#include "mode_names.h"
+
 #define TS_PACKET 188
 #define TS_SYNC 0x47
 
@@ -178,11 +181,7 @@ void shard_join(struct shard *sh);
 void parse_args(int argc, char **argv, struct options *o);
 
 /* util.c */
-uint64_t now_ns(void);
-uint64_t thread_cpu_ns(void);
-uint64_t process_cpu_ns(void);
 long rss_kb(void);
-const char *mode_name(int mode);
 extern bool relay_verbose;
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vlogmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

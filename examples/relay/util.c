@@ -48,30 +48,6 @@ void vlogmsg(const char *fmt, ...)
 	va_end(ap);
 }
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t process_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 long rss_kb(void)
 {
 	char line[256];
@@ -85,18 +61,5 @@ long rss_kb(void)
 			break;
 	fclose(f);
 	return kb;
-}
-
-const char *mode_name(int m)
-{
-	switch (m) {
-	case WRITEVV_MODE_DEFAULT: return "default";
-	case WRITEVV_MODE_KERNEL: return "kernel";
-	case WRITEVV_MODE_USERLAND: return "userland";
-	case WRITEVV_MODE_IOURING: return "iouring";
-	case WRITEVV_MODE_SENDFILE: return "sendfile";
-	case WRITEVV_MODE_ZEROCOPY: return "zerocopy";
-	default: return "unknown";
-	}
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fuzz_pool.h"
 
 struct pool pools[2];
@@ -317,10 +318,7 @@ static void *drain_thread(void *arg)
 
 static long long now_ms(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (long long)(now_ns() / 1000000);
 }
 
 #define COLLECT_TIMEOUT_MS 5000

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "fuzz_pool.h"
+#include "mode_names.h"
+#include "nofile.h"
 #include "writevv.h"
 
 #ifndef IOV_MAX
@@ -56,26 +58,13 @@ static unsigned char *huge_area;
 
 /* ---- modes ------------------------------------------------------------- */
 
-static const struct {
-	const char *name;
-	int mode;
-} all_modes[] = {
-	{ "default", WRITEVV_MODE_DEFAULT },   { "iouring", WRITEVV_MODE_IOURING },
-	{ "sendfile", WRITEVV_MODE_SENDFILE }, { "zerocopy", WRITEVV_MODE_ZEROCOPY },
-	{ "kernel", WRITEVV_MODE_KERNEL },     { "userland", WRITEVV_MODE_USERLAND },
+/* In this order: an input picks a mode by its index among those available. */
+static const int all_modes[] = {
+	WRITEVV_MODE_DEFAULT,  WRITEVV_MODE_IOURING, WRITEVV_MODE_SENDFILE,
+	WRITEVV_MODE_ZEROCOPY, WRITEVV_MODE_KERNEL,  WRITEVV_MODE_USERLAND,
 };
 #define NMODES ((int)(sizeof(all_modes) / sizeof(all_modes[0])))
 static int modes[NMODES], nmodes;
-
-static const char *mode_name(int mode)
-{
-	int i;
-
-	for (i = 0; i < NMODES; i++)
-		if (all_modes[i].mode == mode)
-			return all_modes[i].name;
-	return "?";
-}
 
 /* ---- input decoding ---------------------------------------------------- */
 
@@ -445,7 +434,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) mismatch(const char 
 	fprintf(stderr, "\n==== writevv differs from the writev loop ====\n");
 	fprintf(stderr, "call %d: mode %s, fault %s on slot %d (%s), fdcnt %d, iovcnt %d, total %zu, "
 			"readable %zu%s\n",
-		cur_call, mode_name(k->mode), fault_names[k->fault], k->fault_slot,
+		cur_call, wvv_mode_name(k->mode), fault_names[k->fault], k->fault_slot,
 		slot_name((enum slot_kind)k->fault_slot), k->fdcnt, k->iovcnt, k->total,
 		k->readable, k->import_fault ? " (refused at import)" : "");
 	va_start(ap, fmt);
@@ -693,7 +682,6 @@ static void warm_up(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *pin = getenv("WVV_FUZZ_ENGINE");
-	struct rlimit rl;
 	struct sigaction sa;
 	int i;
 
@@ -703,10 +691,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	sa.sa_handler = on_sigpipe;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGPIPE, &sa, NULL);
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max >= NOFILE_LIMIT) {
-		rl.rlim_cur = NOFILE_LIMIT;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	nofile_set(NOFILE_LIMIT);
 	pattern = mmap(NULL, PAT_SIZE + PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
 	if (pattern == MAP_FAILED)
@@ -738,17 +723,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 
 	for (i = 0; i < NMODES; i++) {
-		if (pin && *pin && strcmp(pin, "all") && strcmp(pin, all_modes[i].name))
+		if (pin && *pin && strcmp(pin, "all") && strcmp(pin, wvv_mode_name(all_modes[i])))
 			continue;
-		if (set_mode(all_modes[i].mode)) {
-			fprintf(stderr, "fuzz_writevv: mode %s unavailable: %s%s%s\n", all_modes[i].name,
-				strerror(errno), all_modes[i].mode == WRITEVV_MODE_KERNEL ? " - " : "",
-				all_modes[i].mode == WRITEVV_MODE_KERNEL ? writevv_kernel_status() : "");
+		if (set_mode(all_modes[i])) {
+			fprintf(stderr, "fuzz_writevv: mode %s unavailable: %s%s%s\n", wvv_mode_name(all_modes[i]),
+				strerror(errno), all_modes[i] == WRITEVV_MODE_KERNEL ? " - " : "",
+				all_modes[i] == WRITEVV_MODE_KERNEL ? writevv_kernel_status() : "");
 			if (pin && *pin && strcmp(pin, "all"))
 				exit(2); /* a pinned engine must run: no silent skip */
 			continue;
 		}
-		modes[nmodes++] = all_modes[i].mode;
+		modes[nmodes++] = all_modes[i];
 	}
 	if (!nmodes) {
 		fprintf(stderr, "fuzz_writevv: WVV_FUZZ_ENGINE=%s: no such engine\n", pin);
@@ -758,7 +743,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fd_baseline = open_fds();
 	fprintf(stderr, "fuzz_writevv: modes:");
 	for (i = 0; i < nmodes; i++)
-		fprintf(stderr, " %s", mode_name(modes[i]));
+		fprintf(stderr, " %s", wvv_mode_name(modes[i]));
 	fprintf(stderr, "\n");
 	return 0;
 }
@@ -786,7 +771,7 @@ static void run_input(const uint8_t *data, size_t size)
 			ea[i] = eb[i] = 0x5a5a;
 		}
 		if (set_mode(k->mode)) {
-			fprintf(stderr, "SETMODE %s failed: %s\n", mode_name(k->mode), strerror(errno));
+			fprintf(stderr, "SETMODE %s failed: %s\n", wvv_mode_name(k->mode), strerror(errno));
 			abort();
 		}
 		pipes0 = sigpipes;
