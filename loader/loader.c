@@ -30,6 +30,17 @@
 #include "pinned_maps.h"
 #include "writevv.skel.h"
 
+void errmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("writevv-loader: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 #define SLOTS_MAX 4096u           /* 4096 x 256 KiB = 1 GiB of status rings */
 #define TARGETS_MAX (1u << 24)
 

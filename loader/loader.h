@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* writevv-loader internals shared by loader.c, pins.c and status.c.
+/* writevv-loader internals shared by loader.c, env_checks.c, pin_tree.c
+ * and status.c.
  * Functions returning int return 0 (or an fd or count) or -errno; the ones
  * that fail in a way the user must hear about print it themselves. */
 #ifndef WRITEVV_LOADER_H
@@ -25,7 +26,9 @@ int join(char *buf, const char *dir, const char *name);
 
 /* Effective CAP_BPF (or CAP_SYS_ADMIN) + CAP_NET_ADMIN [+ CAP_PERFMON]. */
 bool has_privileges(bool need_perfmon);
-/* The pin tree (pins.c): every step through descriptors, never following a
+/* dir's parent is on bpffs, mounting /sys/fs/bpf (mode 0755) if it is not. */
+int ensure_bpffs(const char *dir);
+/* The pin tree (pin_tree.c): every step through descriptors, never following a
  * symlink, touching only what a loader made. All report their failures. */
 /* dir's parent is on bpffs (mounting /sys/fs/bpf mode 0755 if needed), can
  * be reached without symlinks and nobody else can rename entries in it. */
@@ -49,7 +52,7 @@ void sweep_stale(const char *dir);
 
 /* bpf_obj_get(dir/name), reporting permission and other errors. */
 int open_pin(const char *dir, const char *name, bool quiet_enoent);
-/* wvv_config[0], whatever the size of the pinned map's value. */
+/* The map's info, or -errno. */
 int map_info(int fd, struct bpf_map_info *info);
 /* Occupied slots of a sockmap or map-in-map array of max entries. */
 int count_present(int fd, __u32 max);
