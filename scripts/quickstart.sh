@@ -7,6 +7,8 @@ set -euo pipefail
 what=${1:-test}
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$here/build}
+# shellcheck source=lib/common.sh
+. "$here/scripts/lib/common.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "quickstart: run as root (sudo $0 $what): it installs packages and loads BPF" >&2
@@ -16,16 +18,7 @@ fi
 packages=(build-essential cmake pkg-config clang libclang-rt-dev llvm libbpf-dev bpftool libelf-dev zlib1g-dev valgrind
 	libcmocka-dev liburing-dev iproute2 procps ffmpeg curl jq xxd gnuplot-nox
 	libssl-dev python3-websockets nodejs node-ws redis-server libhiredis-dev)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "quickstart: installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing quickstart "${packages[@]}"
 
 if ! mountpoint -q /sys/fs/bpf; then
 	mount -t bpf bpf /sys/fs/bpf
@@ -46,7 +39,8 @@ demo)
 	"$build/writevv-demo" --targets 1000
 	;;
 test)
-	ctest --test-dir "$build" --output-on-failure --timeout 600
+	ctest --test-dir "$build" --output-on-failure --timeout 600 2>&1 | tee "$build/ctest-output.log"
+	no_skipped_tests quickstart "$build/ctest-output.log"
 	;;
 *)
 	echo "usage: $0 demo|test" >&2

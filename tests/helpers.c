@@ -22,6 +22,8 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include <bpf/libbpf.h>
+
 #include "helpers.h"
 #include "mode_names.h"
 #include "nofile.h"
@@ -37,6 +39,21 @@ struct fleet_priv {
 	_Atomic int stop;
 	_Atomic int paused;
 };
+
+/* Without root or BPF every test would fail on its first call: say why and
+ * skip instead (TEST_SKIP). */
+__attribute__((constructor)) static void skip_unless_runnable(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP: the integration tests run as root (they load the BPF program, "
+			"make accounts and raise limits); uid %u\n", (unsigned int)geteuid());
+		exit(TEST_SKIP);
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) != 1) {
+		fprintf(stderr, "SKIP: this kernel (or container) does not load SK_MSG BPF programs\n");
+		exit(TEST_SKIP);
+	}
+}
 
 void raise_nofile(unsigned long need)
 {

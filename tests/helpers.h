@@ -63,8 +63,6 @@ int open_fd_count(void);
 #define UNDER_ASAN 1
 #endif
 
-#endif
-
 /* Sum over CPUs of the program's counters (pinned wvv_stats). 0 or -errno. */
 struct wvv_stats;
 int read_bpf_stats(struct wvv_stats *out);
@@ -105,3 +103,11 @@ void sink_forget(struct sink *s);
 int sink_count(struct sink *s);
 /* Stop the thread, close nothing, free. */
 void sink_free(struct sink *s);
+
+/* Exit status of a test that cannot run here (ctest SKIP_RETURN_CODE, as
+ * liburing's tests use it). Every integration test linked with the helpers
+ * exits with it before main when it is not root or the kernel has no BPF
+ * sockmap support, saying why; .ci/run, as root, fails on any skip. */
+#define TEST_SKIP 77
+
+#endif

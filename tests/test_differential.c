@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Differential test: random descriptor sets, iovec shapes and failures go
- * through writevv (kernel mode) and, on an identical twin set, through the
- * plain writev loop. Returns, errors and received bytes must be identical.
+ * through writevv (the engine under test, WVV_TEST_ENGINE) and, on an
+ * identical twin set, through the plain writev loop. Returns, errors and received bytes must be identical.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "writev_reference.h"
 #include "writevv.h"
 
 enum kind { K_TCP, K_TCP_RESET, K_PIPE, K_DEAD_PIPE, K_FILE, K_BAD, K_UNIX, K_KINDS };
@@ -95,25 +96,6 @@ static int fd_of(struct twin_set *s, enum kind k, int i)
 	}
 }
 
-/* What the plain loop does: writev on each fd in turn (SIGPIPE ignored). */
-static int writev_loop(const int *fds, int n, const struct iovec *iov, int iovcnt, size_t *rets,
-		       int *errs)
-{
-	int i, full = 0;
-	size_t total = 0;
-
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	for (i = 0; i < n; i++) {
-		ssize_t r = writev(fds[i], iov, iovcnt);
-
-		rets[i] = r < 0 ? (size_t)-1 : (size_t)r;
-		errs[i] = r < 0 ? errno : 0;
-		full += r >= 0 && (size_t)r == total;
-	}
-	return full;
-}
-
 /* The bytes receiver ia of set A and ib of set B got so far are the same. */
 static void compare_sink_bytes(struct twin_set *A, int ia, struct twin_set *B, int ib)
 {
@@ -175,7 +157,7 @@ static void test_differential(void **state)
 			fb[i] = fd_of(&B, k, t);
 		}
 		r1 = writevv(fa, n, iov, niov, ra, ea);
-		r2 = writev_loop(fb, n, iov, niov, rb, eb);
+		r2 = writev_reference(fb, n, iov, niov, rb, eb, NULL); /* SIGPIPE ignored */
 		for (i = 0; i < n; i++) {
 			if (ra[i] != rb[i] || ea[i] != eb[i]) {
 				fprintf(stderr, "iter %d target %d (fd %d): writevv %zd/%d, writev %zd/%d\n",

@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "writev_reference.h"
 #include "writevv.h"
 #include "writevv_frame.h"
 
@@ -318,28 +319,7 @@ static ssize_t ref_writev(int fd, const struct iovec *iov, int iovcnt, int *err)
 static int ref_loop(const int *fds, int n, const struct iovec *iov, int iovcnt, size_t *rets,
 		    int *errs)
 {
-	size_t total = 0;
-	int i, full = 0;
-
-	if (n < 0 || iovcnt < 0 || iovcnt > IOV_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
-	for (i = 0; i < iovcnt; i++) {
-		if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
-			errno = EINVAL;
-			return -1;
-		}
-		total += iov[i].iov_len;
-	}
-	for (i = 0; i < n; i++) {
-		ssize_t r = ref_writev(fds[i], iov, iovcnt, &errs[i]);
-
-		rets[i] = r < 0 ? (size_t)-1 : (size_t)r;
-		full += r >= 0 && (size_t)r == total;
-	}
-	errno = 0;
-	return full;
+	return writev_reference(fds, n, iov, iovcnt, rets, errs, ref_writev);
 }
 
 static unsigned calls;

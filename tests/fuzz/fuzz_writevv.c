@@ -34,6 +34,7 @@
 
 #include "fuzz_pool.h"
 #include "mode_names.h"
+#include "writev_reference.h"
 #include "nofile.h"
 #include "writevv.h"
 
@@ -285,7 +286,7 @@ static int decode(const uint8_t *data, size_t size)
 	return ncalls;
 }
 
-/* ---- the reference: writevv's contract on top of a writev loop --------- */
+/* ---- the reference: writev_reference() (tests/writev_reference.c) ------ */
 
 static volatile sig_atomic_t sigpipes;
 
@@ -293,38 +294,6 @@ static void on_sigpipe(int sig)
 {
 	(void)sig;
 	sigpipes++;
-}
-
-static int reference(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
-		     size_t *rets, int *errs)
-{
-	size_t total = 0;
-	int i, full = 0;
-
-	/* call-level errors (writevv.h) */
-	if (fdcnt < 0 || iovcnt < 0 || iovcnt > IOV_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
-	if ((fdcnt > 0 && !fds) || (iovcnt > 0 && !iov)) {
-		errno = EFAULT;
-		return -1;
-	}
-	for (i = 0; i < iovcnt; i++) {
-		if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
-			errno = EINVAL;
-			return -1;
-		}
-		total += iov[i].iov_len;
-	}
-	for (i = 0; i < fdcnt; i++) {
-		ssize_t r = writev(fds[i], iov, iovcnt);
-
-		rets[i] = r < 0 ? (size_t)-1 : (size_t)r;
-		errs[i] = r < 0 ? errno : 0;
-		full += r >= 0 && (size_t)r == total;
-	}
-	return full;
 }
 
 /* ---- faults between calls ---------------------------------------------- */
@@ -782,8 +751,8 @@ static void run_input(const uint8_t *data, size_t size)
 		if (sigpipes != pipes0)
 			mismatch("writevv raised SIGPIPE");
 		errno = 0;
-		r2 = reference(k->fds_null ? NULL : fb, k->fdcnt, k->iov_null ? NULL : k->iov,
-			       k->iovcnt, rb, eb);
+		r2 = writev_reference(k->fds_null ? NULL : fb, k->fdcnt, k->iov_null ? NULL : k->iov,
+				      k->iovcnt, rb, eb, NULL);
 		e2 = errno;
 		check_call(k, r1, e1, ra, ea, r2, e2, rb, eb);
 	}
