@@ -22,6 +22,22 @@ def f(v, fmt):
     return fmt % float(v) if v not in ("", None) else "-"
 
 
+def ratio_table(cells, engines, grid, recv, title, note, loop_col, ratio_col):
+    print("\n**Grid, receivers `%s`: %s** %s\n" % (recv, title, note))
+    print("| targets | payload | loop ns | " + " | ".join(e for e in engines if e != "loop") + " |")
+    print("|---:|---:|---:|" + "---:|" * (len(engines) - 1))
+    for key in grid:
+        c = cells[key]
+        loop = c.get("loop")
+        out = ["%d" % key[2], size(key[3]), f(loop[loop_col], "%.0f") if loop and loop["status"] == "ok" else "-"]
+        for e in engines:
+            if e == "loop":
+                continue
+            r = c.get(e)
+            out.append(f(r[ratio_col], "%.2f") if r and r["status"] == "ok" else "n/a")
+        print("| " + " | ".join(out) + " |")
+
+
 def main():
     rows = list(csv.DictReader(open(sys.argv[1])))
     recvs = sys.argv[2:] or sorted({r["recv"] for r in rows}, key=["drain", "discard", "nic", "nic-discard"].index)
@@ -57,35 +73,12 @@ def main():
         grid = sorted(k for k in cells if k[0] == recv and k[1] == "grid")
         if not grid:
             continue
-        print("\n**Grid, receivers `%s`: open-loop sender CPU ratio loop/engine** "
-              "(> 1: the engine used less CPU than the writev loop; loop column: its ns per target-write)\n" % recv)
-        print("| targets | payload | loop ns | " + " | ".join(e for e in engines if e != "loop") + " |")
-        print("|---:|---:|---:|" + "---:|" * (len(engines) - 1))
-        for key in grid:
-            c = cells[key]
-            loop = c.get("loop")
-            out = ["%d" % key[2], size(key[3]), f(loop["cpu_open_ns"], "%.0f") if loop and loop["status"] == "ok" else "-"]
-            for e in engines:
-                if e == "loop":
-                    continue
-                r = c.get(e)
-                out.append(f(r["ratio_open"], "%.2f") if r and r["status"] == "ok" else "n/a")
-            print("| " + " | ".join(out) + " |")
-
-        print("\n**Grid, receivers `%s`: closed-loop sender CPU ratio loop/engine** "
-              "(one call at a time, each delivered everywhere before the next)\n" % recv)
-        print("| targets | payload | loop ns | " + " | ".join(e for e in engines if e != "loop") + " |")
-        print("|---:|---:|---:|" + "---:|" * (len(engines) - 1))
-        for key in grid:
-            c = cells[key]
-            loop = c.get("loop")
-            out = ["%d" % key[2], size(key[3]), f(loop["cpu_closed_ns"], "%.0f") if loop and loop["status"] == "ok" else "-"]
-            for e in engines:
-                if e == "loop":
-                    continue
-                r = c.get(e)
-                out.append(f(r["ratio_closed"], "%.2f") if r and r["status"] == "ok" else "n/a")
-            print("| " + " | ".join(out) + " |")
+        ratio_table(cells, engines, grid, recv, "open-loop sender CPU ratio loop/engine",
+                    "(> 1: the engine used less CPU than the writev loop; loop column: its ns per target-write)",
+                    "cpu_open_ns", "ratio_open")
+        ratio_table(cells, engines, grid, recv, "closed-loop sender CPU ratio loop/engine",
+                    "(one call at a time, each delivered everywhere before the next)",
+                    "cpu_closed_ns", "ratio_closed")
 
         print("\n**Grid, receivers `%s`: delivery latency p50 / p99 in us** "
               "(closed loop: call start to the last byte at each receiver)\n" % recv)

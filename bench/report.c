@@ -170,34 +170,38 @@ int csv_write(const char *path)
 }
 
 /* ---- gnuplot -------------------------------------------------------------------*/
-static int uniq_targets(const char *recv, int *out)
+/* The distinct target counts (or payload sizes) of recv's grid cells, in
+ * the order met, at most 16. */
+static int uniq_grid(const char *recv, bool payloads, size_t *out)
 {
 	int i, j, n = 0;
 
 	for (i = 0; i < ncells; i++) {
+		size_t v = payloads ? cells[i].payload : (size_t)cells[i].n;
+
 		if (strcmp(cells[i].recv, recv) || strcmp(cells[i].workload, "grid"))
 			continue;
-		for (j = 0; j < n && out[j] != cells[i].n; j++)
+		for (j = 0; j < n && out[j] != v; j++)
 			;
 		if (j == n && n < 16)
-			out[n++] = cells[i].n;
+			out[n++] = v;
 	}
+	return n;
+}
+
+static int uniq_targets(const char *recv, int *out)
+{
+	size_t v[16];
+	int i, n = uniq_grid(recv, false, v);
+
+	for (i = 0; i < n; i++)
+		out[i] = (int)v[i];
 	return n;
 }
 
 static int uniq_payloads(const char *recv, size_t *out)
 {
-	int i, j, n = 0;
-
-	for (i = 0; i < ncells; i++) {
-		if (strcmp(cells[i].recv, recv) || strcmp(cells[i].workload, "grid"))
-			continue;
-		for (j = 0; j < n && out[j] != cells[i].payload; j++)
-			;
-		if (j == n && n < 16)
-			out[n++] = cells[i].payload;
-	}
-	return n;
+	return uniq_grid(recv, true, out);
 }
 
 static const struct cell *find_cell(const char *recv, int n, size_t p)

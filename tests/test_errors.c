@@ -147,6 +147,16 @@ struct resume_arg {
 	int i, ms;
 };
 
+/* Run fn(a) on a thread of its own for target i of f, after ms. */
+static void start_for_target(pthread_t *thr, struct resume_arg *a, struct tcp_fleet *f, int i,
+			     int ms, void *(*fn)(void *))
+{
+	a->f = f;
+	a->i = i;
+	a->ms = ms;
+	assert_int_equal(pthread_create(thr, NULL, fn, a), 0);
+}
+
 static void *resume_later(void *arg)
 {
 	struct resume_arg *a = arg;
@@ -173,10 +183,7 @@ static void test_full_blocking_target(void **state)
 	/* (Tiny receive buffers would stall TCP itself in zero-window
 	 * probing, so the buffers keep their defaults.) */
 	fleet_stop_reading(&f, 1);
-	ra.f = &f;
-	ra.i = 1;
-	ra.ms = 300;
-	assert_int_equal(pthread_create(&thr, NULL, resume_later, &ra), 0);
+	start_for_target(&thr, &ra, &f, 1, 300, resume_later);
 	pattern_fill(buf, len, 77, 0);
 	assert_int_equal(writevv(f.tx, 3, &iov, 1, rets, errs), 3);
 	for (i = 0; i < 3; i++) {
@@ -226,10 +233,7 @@ static void test_shutdown_mid_write(void **state)
 	(void)state;
 	fleet_open(&f, 2, 1);
 	fleet_stop_reading(&f, 0);
-	ra.f = &f;
-	ra.i = 0;
-	ra.ms = 200;
-	assert_int_equal(pthread_create(&thr, NULL, shut_after_first_bytes, &ra), 0);
+	start_for_target(&thr, &ra, &f, 0, 200, shut_after_first_bytes);
 	pattern_fill(buf, len, 78, 0);
 	assert_int_equal(writevv(f.tx, 2, &iov, 1, rets, errs), 1);
 	pthread_join(thr, NULL);

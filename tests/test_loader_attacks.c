@@ -668,6 +668,16 @@ static int make_candidate(void *arg)
 	return 0;
 }
 
+/* A fresh victim load; unload_dir gets a name of its own (tag), s the name
+ * of a dead loader's leftover beside it. */
+static void sweep_swap_setup(char *unload_dir, const char *tag, struct swap *s)
+{
+	reload_victim();
+	name_of(unload_dir, tag);
+	memset(s, 0, sizeof(*s));
+	snprintf(s->cand, sizeof(s->cand), "%s-tmp-%d", unload_dir, (int)dead_pid());
+}
+
 static void test_sweep_swap_by_attacker(void **state)
 {
 	char unload_dir[NAME_LEN];
@@ -685,10 +695,7 @@ static void test_sweep_swap_by_attacker(void **state)
 	 * is never reached ("not done"): what counts is that the victim and
 	 * the attacker's directory are both intact.
 	 */
-	reload_victim();
-	name_of(unload_dir, "au");
-	memset(&s, 0, sizeof(s));
-	snprintf(s.cand, sizeof(s.cand), "%s-tmp-%d", unload_dir, (int)dead_pid());
+	sweep_swap_setup(unload_dir, "au", &s);
 	m.path = s.cand;
 	m.n = SWEEP_ENTRIES;
 	assert_int_equal(as_attacker(make_candidate, &m), 0);
@@ -716,10 +723,7 @@ static void test_sweep_swap_after_checks(void **state)
 	 * is the descriptors' own defence): the sweep must remove the pins of
 	 * the directory it checked and nothing behind the symlink.
 	 */
-	reload_victim();
-	name_of(unload_dir, "ar");
-	memset(&s, 0, sizeof(s));
-	snprintf(s.cand, sizeof(s.cand), "%s-tmp-%d", unload_dir, (int)dead_pid());
+	sweep_swap_setup(unload_dir, "ar", &s);
 	assert_int_equal(mkdir(s.cand, 0700), 0);
 	snprintf(path, sizeof(path), "%s/%s", s.cand, WVV_PIN_RING_DIR);
 	assert_int_equal(mkdir(path, 0700), 0);

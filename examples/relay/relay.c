@@ -735,17 +735,7 @@ static void conn_request(struct hconn *c, size_t end)
 			     "HTTP/1.1 200 OK\r\nServer: writevv-relay\r\nContent-Type: %s\r\n"
 			     "Cache-Control: no-cache, no-store\r\nConnection: close\r\n\r\n",
 			     R.opt.content_type);
-		c->out = malloc((size_t)n);
-		if (!c->out) {
-			conn_close(c);
-			return;
-		}
-		memcpy(c->out, hdr, (size_t)n);
-		c->outlen = (size_t)n;
-		c->outoff = 0;
-		c->st = H_WRITE;
-		c->after = head ? AFTER_LINGER : AFTER_VIEWER;
-		conn_flush(c);
+		conn_head_then(c, hdr, n, head ? AFTER_LINGER : AFTER_VIEWER);
 	} else if (strcmp(req.path, "/stats") == 0) {
 		struct topic_totals tt;
 		size_t sz;

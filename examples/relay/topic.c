@@ -1241,33 +1241,44 @@ static void pubconn_event(struct pubconn *p, uint32_t events)
 	}
 }
 
-void topic_publisher(const char *name, int fd, const struct http_req *req,
-		     const unsigned char *pre, size_t prelen)
+/* A publisher of topic name on fd, in the list of publishers; NULL (fd
+ * closed) when there is no memory for it. */
+static struct pubconn *pub_new(const char *name, int fd)
 {
 	struct topic *t = topic_get(name);
 	struct pubconn *p = calloc(1, sizeof(*p));
-	struct epoll_event ev;
 
 	if (!t || !p) {
 		free(p);
 		close(fd);
-		return;
+		return NULL;
 	}
 	p->tag.kind = TAG_PUBCONN;
 	p->fd = fd;
 	p->t = t;
 	t->refs++;
 	T.tot.publishers++;
+	p->next = T.pubs;
+	if (T.pubs)
+		T.pubs->prev = p;
+	T.pubs = p;
+	return p;
+}
+
+void topic_publisher(const char *name, int fd, const struct http_req *req,
+		     const unsigned char *pre, size_t prelen)
+{
+	struct pubconn *p = pub_new(name, fd);
+	struct epoll_event ev;
+
+	if (!p)
+		return;
 	p->chunked = req->chunked;
 	p->type = strncasecmp(req->content_type, "text/", 5) == 0 ? MSG_TEXT : MSG_BINARY;
 	p->keepalive = req->minor == 1 && !req->conn_close;
 	p->left = p->chunked ? 0 : (uint64_t)req->content_length;
 	p->deadline = now_ns() + BODY_TIMEOUT_NS;
 	p->body = malloc(p->chunked ? PUB_READ : (p->left ? (size_t)p->left : 1));
-	p->next = T.pubs;
-	if (T.pubs)
-		T.pubs->prev = p;
-	T.pubs = p;
 	ev.events = EPOLLIN | EPOLLRDHUP;
 	ev.data.ptr = p;
 	if (!p->body || epoll_ctl(T.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -1333,27 +1344,14 @@ bool topics_busy(void)
 
 void topic_raw_publisher(const char *name, int fd, bool *busy)
 {
-	struct topic *t = topic_get(name);
-	struct pubconn *p = calloc(1, sizeof(*p));
+	struct pubconn *p = pub_new(name, fd);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
 
-	if (!t || !p) {
-		free(p);
-		close(fd);
+	if (!p)
 		return;
-	}
-	p->tag.kind = TAG_PUBCONN;
-	p->fd = fd;
-	p->t = t;
 	p->raw = true;
 	p->busy = busy;
 	*busy = true;
-	t->refs++;
-	T.tot.publishers++;
-	p->next = T.pubs;
-	if (T.pubs)
-		T.pubs->prev = p;
-	T.pubs = p;
 	ev.data.ptr = p;
 	if (epoll_ctl(T.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		pub_close(p);
