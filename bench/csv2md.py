@@ -38,6 +38,21 @@ def ratio_table(cells, engines, grid, recv, title, note, loop_col, ratio_col):
         print("| " + " | ".join(out) + " |")
 
 
+def pair_table(cells, engines, grid, title, cell):
+    """One row a grid cell, one column an engine: cell(row) of each engine that ran ("n/a": None)."""
+    print(title)
+    print("| targets | payload | " + " | ".join(engines) + " |")
+    print("|---:|---:|" + "---:|" * len(engines))
+    for key in grid:
+        c = cells[key]
+        out = ["%d" % key[2], size(key[3])]
+        for e in engines:
+            r = c.get(e)
+            v = cell(r) if r and r["status"] == "ok" else None
+            out.append(v if v is not None else "n/a")
+        print("| " + " | ".join(out) + " |")
+
+
 def main():
     rows = list(csv.DictReader(open(sys.argv[1])))
     recvs = sys.argv[2:] or sorted({r["recv"] for r in rows}, key=["drain", "discard", "nic", "nic-discard"].index)
@@ -80,35 +95,15 @@ def main():
                     "(one call at a time, each delivered everywhere before the next)",
                     "cpu_closed_ns", "ratio_closed")
 
-        print("\n**Grid, receivers `%s`: delivery latency p50 / p99 in us** "
-              "(closed loop: call start to the last byte at each receiver)\n" % recv)
-        print("| targets | payload | " + " | ".join(engines) + " |")
-        print("|---:|---:|" + "---:|" * len(engines))
-        for key in grid:
-            c = cells[key]
-            out = ["%d" % key[2], size(key[3])]
-            for e in engines:
-                r = c.get(e)
-                if r and r["status"] == "ok" and r["lat_p50_us"]:
-                    out.append("%s / %s" % (f(r["lat_p50_us"], "%.0f"), f(r["lat_p99_us"], "%.0f")))
-                else:
-                    out.append("n/a")
-            print("| " + " | ".join(out) + " |")
-
-        print("\n**Grid, receivers `%s`: delivered MB/s (open loop) and TCP segments per target-write "
-              "(closed loop)**\n" % recv)
-        print("| targets | payload | " + " | ".join(engines) + " |")
-        print("|---:|---:|" + "---:|" * len(engines))
-        for key in grid:
-            c = cells[key]
-            out = ["%d" % key[2], size(key[3])]
-            for e in engines:
-                r = c.get(e)
-                if r and r["status"] == "ok":
-                    out.append("%s / %s" % (f(r["mbps_open"], "%.0f"), f(r["segs_closed"], "%.2f")))
-                else:
-                    out.append("n/a")
-            print("| " + " | ".join(out) + " |")
+        pair_table(cells, engines, grid,
+                   "\n**Grid, receivers `%s`: delivery latency p50 / p99 in us** "
+                   "(closed loop: call start to the last byte at each receiver)\n" % recv,
+                   lambda r: "%s / %s" % (f(r["lat_p50_us"], "%.0f"), f(r["lat_p99_us"], "%.0f"))
+                   if r["lat_p50_us"] else None)
+        pair_table(cells, engines, grid,
+                   "\n**Grid, receivers `%s`: delivered MB/s (open loop) and TCP segments per target-write "
+                   "(closed loop)**\n" % recv,
+                   lambda r: "%s / %s" % (f(r["mbps_open"], "%.0f"), f(r["segs_closed"], "%.2f")))
 
 
 if __name__ == "__main__":

@@ -358,6 +358,19 @@ static int cmp_size(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* recv's grid axes: its target counts and payload sizes, sorted; false when
+ * it has no grid cell. */
+static bool grid_axes(const char *recv, int *tg, int *nt, size_t *pl, int *np)
+{
+	*nt = uniq_targets(recv, tg);
+	*np = uniq_payloads(recv, pl);
+	if (!*nt || !*np)
+		return false;
+	qsort(tg, (size_t)*nt, sizeof(int), cmp_int);
+	qsort(pl, (size_t)*np, sizeof(size_t), cmp_size);
+	return true;
+}
+
 int plot_write(const char *dir)
 {
 	int m, nt, np, rc = 0;
@@ -374,12 +387,8 @@ int plot_write(const char *dir)
 		unsigned have;
 		FILE *f;
 
-		nt = uniq_targets(recv, tg);
-		np = uniq_payloads(recv, pl);
-		if (!nt || !np)
+		if (!grid_axes(recv, tg, &nt, pl, &np))
 			continue;
-		qsort(tg, (size_t)nt, sizeof(int), cmp_int);
-		qsort(pl, (size_t)np, sizeof(size_t), cmp_size);
 		snprintf(path, sizeof(path), "%s/plots_%s.gp", dir, recv);
 		f = fopen(path, "w");
 		if (!f) {
@@ -463,12 +472,8 @@ void calibrate_print(void)
 		char cname[32];
 		int nbest = 0;
 
-		nt = uniq_targets(recv, tg);
-		np = uniq_payloads(recv, pl);
-		if (!nt || !np)
+		if (!grid_axes(recv, tg, &nt, pl, &np))
 			continue;
-		qsort(tg, (size_t)nt, sizeof(int), cmp_int);
-		qsort(pl, (size_t)np, sizeof(size_t), cmp_size);
 		for (j = 0; j < np; j++) {
 			double gm[N_ENGINES];
 			int cnt[N_ENGINES] = { 0 }, best = -1;
