@@ -50,64 +50,7 @@ const struct recv_mode recv_modes[] = {
 };
 const int n_recv_modes = (int)(sizeof(recv_modes) / sizeof(recv_modes[0]));
 
-struct bench_env env = {
-	.sender_cpu = 0,
-	.cc = "cubic",
-	.backlog_set = 100000,
-	.rx_threads = 1,
-	.discard_sample = 64,
-};
-
 /* ---- connections ----------------------------------------------------------*/
-int setopt_int(int fd, int level, int opt, int v)
-{
-	return setsockopt(fd, level, opt, &v, sizeof(v));
-}
-
-int tune_socket(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, env.cc, (socklen_t)strlen(env.cc)))
-		return -1;
-	setopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-	/* abortive close: no TIME_WAIT left to exhaust the ports of later cells */
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	return 0;
-}
-
-int xread(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, (char *)buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-int xwrite(int fd, const void *buf, size_t len)
-{
-	size_t put = 0;
-
-	while (put < len) {
-		ssize_t r = write(fd, (const char *)buf + put, len - put);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		put += (size_t)r;
-	}
-	return 0;
-}
-
 static void parent_fail(struct conns *c, const char *what)
 {
 	int st;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* writevv-bench: what connections.c, receivers.c and discard.c share. */
+/* writevv-bench: what connections.c, receivers.c, sock_util.c, netns.c and
+ * discard.c share. */
 #ifndef WVV_BENCH_NET_INTERNAL_H
 #define WVV_BENCH_NET_INTERNAL_H
 
@@ -18,13 +19,13 @@ extern struct discard_bpf *dskel;
 extern int ns_fd, self_ns_fd;
 extern char addr_b[20];
 
-/* futex(2) on a word shared with the receiver process (receivers.c). */
+/* futex(2) on a word shared with the receiver process (sock_util.c). */
 long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts);
 
-/* Socket options every benchmark socket gets (connections.c). */
+/* Socket options every benchmark socket gets (sock_util.c). */
 int setopt_int(int fd, int level, int opt, int v);
 int tune_socket(int fd);
-/* Whole reads and writes on the control pipe, 0 or -1 (connections.c). */
+/* Whole reads and writes on the control pipe, 0 or -1 (sock_util.c). */
 int xread(int fd, void *buf, size_t len);
 int xwrite(int fd, const void *buf, size_t len);
 /* The receiver process of c (receivers.c): ctl is its control pipe. */

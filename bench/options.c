@@ -18,6 +18,15 @@
 #include "nofile.h"
 #include "writevv.h"
 
+/* The machine set-up; the command line changes it. */
+struct bench_env env = {
+	.sender_cpu = 0,
+	.cc = "cubic",
+	.backlog_set = 100000,
+	.rx_threads = 1,
+	.discard_sample = 64,
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,

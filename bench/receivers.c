@@ -55,12 +55,6 @@ struct rx_thread {
 
 #define RXBUF (256 * 1024)
 
-/* The receivers live in another process: shared (not private) futexes. */
-long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
-}
-
 static void rx_fail(struct rx_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void rx_fail(struct rx_shared *sh, const char *fmt, ...)
 {
