@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* writevv-loader internals shared by loader.c, env_checks.c, pin_tree.c
- * and status.c.
+/* writevv-loader internals shared by main.c (the commands), env_checks.c,
+ * pin_tree.c and status.c; loader.c has the helpers.
  * Functions returning int return 0 (or an fd or count) or -errno; the ones
  * that fail in a way the user must hear about print it themselves. */
 #ifndef WRITEVV_LOADER_H

@@ -24,13 +24,6 @@ const char *const map_pins[M_NR] = {
 	WVV_PIN_SLOT_STATE, WVV_PIN_STATS, WVV_PIN_CONFIG,
 };
 
-int join(char *buf, const char *dir, const char *name)
-{
-	if (snprintf(buf, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 /* ---- the pin tree ------------------------------------------------------ */
 /*
  * bpffs is often mounted 1777, so other users may create names next to the
