@@ -907,7 +907,7 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 		return -1;
 	}
 	if (kind == SUB_WS && req && req->ws_deflate_offer && T.o.ws_deflate)
-		kind = SUB_WSZ; /* relay.c said so in the handshake */
+		kind = SUB_WSZ; /* conn.c said so in the handshake */
 	s->tag.kind = TAG_SUB;
 	s->fd = fd;
 	s->kind = kind;
@@ -1130,7 +1130,7 @@ static void pub_answer(struct pubconn *p, int status, const unsigned char *rest,
 	if (send(fd, hdr, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
 		keep = false;
 	if (keep) {
-		/* relay.c reads the next request of this connection */
+		/* conn.c reads the next request of this connection */
 		pub_release(p, false);
 		relay_adopt_conn(fd, rest, restlen);
 		return;

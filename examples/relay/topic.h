@@ -68,9 +68,9 @@ void topics_totals(struct topic_totals *t);
 /* Appends "topics":{...} to buf at *off (bounded by sz). */
 void topics_stats_json(char *buf, size_t sz, size_t *off);
 
-/* relay.c: a connection that goes on with another HTTP request. */
+/* conn.c: a connection that goes on with another HTTP request. */
 void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen);
-/* relay.c: half-close, read what still comes for a while, then close. */
+/* conn.c: half-close, read what still comes for a while, then close. */
 void relay_linger_conn(int fd);
 
 #endif
