@@ -40,6 +40,7 @@
 #include "relay.h"
 #include "topic.h"
 #include "ws.h"
+#include "www.h"
 
 #define CHUNK_MAX (256 * 1024)
 #define HTTP_TIMEOUT_NS (10ULL * 1000000000ULL)
@@ -707,6 +708,7 @@ static bool conn_topic_request(struct hconn *c, const struct http_req *req, size
 
 static void conn_request(struct hconn *c, size_t end)
 {
+	struct www_reply page;
 	struct http_req req;
 	bool head;
 	int st;
@@ -757,7 +759,7 @@ static void conn_request(struct hconn *c, size_t end)
 		size_t sz;
 
 		topics_totals(&tt);
-		sz = 4096 + (size_t)tt.topics * 420;
+		sz = 4096 + (size_t)tt.topics * 520;
 		char *body;
 		size_t n;
 
@@ -769,6 +771,18 @@ static void conn_request(struct hconn *c, size_t end)
 		n = stats_json(body, sz);
 		conn_respond(c, 200, "application/json", NULL, body, n, head);
 		free(body);
+	} else if (www_respond(&req, head, &page)) {
+		if (page.status >= 400)
+			R.http_errors++;
+		if (!page.buf) {
+			conn_close(c);
+			return;
+		}
+		c->out = page.buf;
+		c->outlen = page.len;
+		c->outoff = 0;
+		c->st = H_WRITE;
+		conn_flush(c);
 	} else {
 		conn_error(c, 404);
 	}
@@ -1396,6 +1410,7 @@ int main(int argc, char **argv)
 		};
 
 		topics_init(R.epfd, &to);
+		www_init(R.opt.www);
 		if (R.opt.redis && redis_init(R.opt.redis, R.epfd, R.opt.max_message) < 0) {
 			logmsg("bad --redis '%s': expected HOST:PORT", R.opt.redis);
 			return 1;
