@@ -135,8 +135,14 @@ class DevTools:
                 return None
             await asyncio.sleep(0.25)
 
-    async def screenshot(self, session, path):
-        r = await self.send("Page.captureScreenshot", {"format": "png"}, session=session)
+    async def screenshot(self, session, path, width=1000):
+        """The page's content (up to 1400 CSS px tall), scaled to 'width' px."""
+        h = await self.eval(session, "Math.min(1400, Math.ceil(document.querySelector('main')"
+                                     ".getBoundingClientRect().bottom) + 12)")
+        r = await self.send("Page.captureScreenshot",
+                            {"format": "png", "captureBeyondViewport": True,
+                             "clip": {"x": 0, "y": 0, "width": 1200, "height": h,
+                                      "scale": width / 1200}}, session=session)
         with open(path, "wb") as f:
             f.write(base64.b64decode(r["data"]))
         log(f"screenshot {path} ({os.path.getsize(path)} bytes)")

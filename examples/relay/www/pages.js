@@ -63,12 +63,14 @@ const Pages = {
 
   fmtBytes(v) {
     if (v === null || v === undefined) return '–';
-    return Pages.fmtNum(v) + 'B';
+    const n = Pages.fmtNum(v);
+    return /[kMG]$/.test(n) ? n + 'B' : n + ' B';
   },
 
   fmtBits(bytesPerS) {
     if (bytesPerS === null || bytesPerS === undefined) return '–';
-    return Pages.fmtNum(bytesPerS * 8, 2) + 'bit/s';
+    const n = Pages.fmtNum(bytesPerS * 8, 2);
+    return /[kMG]$/.test(n) ? n + 'bit/s' : n + ' bit/s';
   },
 
   colors: ['#2f7ed8', '#e4572e', '#17a589', '#f1a208', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'],
