@@ -12,6 +12,8 @@ published to TOPIC (browser.sh starts both).  Checks:
   /messages/CHAT   shows, newest first and as text, messages POSTed while open;
   /dashboard       shows the topics and subscriber counts /stats reports;
   every page       no console error, no exception, no error log entry.
+With --missing (the relay's --www has no npm packages): each page says which
+package is missing, with no exception.
 Saves a screenshot of each page in DIR and prints what it measured as JSON
 on its last line.  Exits 1 if any check fails.
 """
@@ -355,6 +357,45 @@ async def run(a):
     return m
 
 
+async def run_missing(a):
+    """The relay's --www has our pages but no npm packages: each page must say
+    which package is missing, and throw no exception for it."""
+    base = f"http://127.0.0.1:{a.port}"
+    m = {}
+    work = tempfile.mkdtemp(prefix="relay-browser-chromium.")
+    udd = os.path.join(work, "profile")
+    os.mkdir(udd)
+    proc, wsurl = start_chromium(a.chromium, udd)
+    try:
+        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
+            dt = DevTools(ws)
+            for page, pkg in (("watch/tv", "mpegtsjs"), ("messages/chat", "uplot"),
+                              ("dashboard", "uplot")):
+                sid = await dt.open(f"{base}/{page}")
+                text = await dt.until(sid, f"""(() => {{ const e = document.getElementById(
+                    'missing-{pkg}'); return e && e.textContent; }})()""", 10,
+                                      f"the notice on /{page}")
+                m[page] = text
+                check(f"/{page} says the npm package is missing",
+                      bool(text) and "npm package" in text and "quickstart" in text, str(text))
+                probs = dt.problems.get(sid, [])
+                exc = [p for p in probs if p.startswith("exception")]
+                check(f"/{page}: no exception without the package", exc == [], "; ".join(exc))
+                # (a 404 and, for its text/plain body, a refusal to run or apply it)
+                check(f"/{page}: the only errors are about the missing files",
+                      all("/www/lib/" in p for p in probs), "; ".join(probs[:4]))
+            await dt.screenshot(sid, os.path.join(a.out, "dashboard-without-packages.png"))
+            await dt.send("Browser.close")
+    finally:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -364,10 +405,12 @@ def main():
     ap.add_argument("--chat", default="chat")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--missing", action="store_true",
+                    help="the relay serves no npm packages: check the pages say so")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     try:
-        m = asyncio.run(asyncio.wait_for(run(a), 240))
+        m = asyncio.run(asyncio.wait_for(run_missing(a) if a.missing else run(a), 240))
     except Exception as e:  # the run itself broke: say so and fail
         check("the browser run completed", False, f"{type(e).__name__}: {e}")
         m = {}

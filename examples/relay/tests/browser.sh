@@ -3,7 +3,8 @@
 # protocol): ffmpeg publishes a live H.264/AAC MPEG-TS test stream by POST
 # /pub/tv; /watch/tv must play it, /messages/chat show what is POSTed while
 # it is open, /dashboard show what /stats reports, with no console error on
-# any page.  Screenshots go to $RELAY_SCREENSHOTS (default: ./screenshots).
+# any page; then, from a --www without the npm packages, every page must say
+# which is missing.  Screenshots go to $RELAY_SCREENSHOTS (default: ./screenshots).
 . "$(dirname "$0")/lib.sh"
 need ffmpeg curl jq chromium /usr/bin/python3
 D=$(cd "$(dirname "$0")" && pwd)
@@ -38,5 +39,15 @@ kill "$FFMPEG" 2>/dev/null; wait "$FFMPEG" 2>/dev/null
 for p in watch messages dashboard; do
 	check "screenshot $OUT/$p.png is a PNG" test "$(head -c 4 "$OUT/$p.png" 2>/dev/null | tail -c 3)" = PNG
 done
+stop_relay
+
+# Our pages without the npm packages: they say what is missing.
+mkdir "$W/bare"
+cp "$WWW"/*.html "$WWW"/*.js "$WWW"/*.css "$W/bare/"
+start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --www "$W/bare"
+/usr/bin/python3 "$D/browser.py" --missing --port "$LPORT" --out "$OUT" >"$W/browser-missing.log" 2>&1
+rc=$?
+grep -v '^{' "$W/browser-missing.log"
+check "browser.py --missing: every check passed (rc=$rc)" test "$rc" = 0
 stop_relay
 finish
