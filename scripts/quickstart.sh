@@ -16,7 +16,7 @@ fi
 
 packages=(build-essential cmake pkg-config clang libclang-rt-dev llvm libbpf-dev bpftool libelf-dev zlib1g-dev valgrind
 	libcmocka-dev liburing-dev iproute2 procps ffmpeg curl jq xxd gnuplot-nox
-	libssl-dev python3-websockets nodejs node-ws redis-server libhiredis-dev chromium)
+	libssl-dev python3-websockets nodejs node-ws redis-server libhiredis-dev chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
