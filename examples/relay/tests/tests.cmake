@@ -42,7 +42,7 @@ foreach(t fanout churn topics)
 endforeach()
 
 # The pages: static files (www.sh, curl) in each mode; in a real headless
-# Chromium (browser.sh) in the default mode, its screenshots in the build tree.
+# Chromium (browser.sh) in the default and kernel modes, its screenshots in the build tree.
 foreach(mode default kernel userland)
   _relay_add_test(relay_www_${mode} www ${mode} 1)
 endforeach()
@@ -50,6 +50,10 @@ set(_relay_timeout_browser 300)
 _relay_add_test(relay_browser_default browser default 1)
 set_property(TEST relay_browser_default APPEND PROPERTY ENVIRONMENT
   "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots")
+# The same through the BPF engine.
+_relay_add_test(relay_browser_kernel browser kernel 1)
+set_property(TEST relay_browser_kernel APPEND PROPERTY ENVIRONMENT
+  "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots/kernel")
 
 # Pure logic of the parsers (CMocka).
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
