@@ -21,8 +21,6 @@ missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# npm: Debian's package, unless the nodejs installed brings its own.
-command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "quickstart: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -30,6 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm: Debian's package, unless the nodejs installed brings its own (its
+# nodesource build does, and conflicts with Debian's npm).
+if ! command -v npm >/dev/null 2>&1; then
+	echo "quickstart: installing npm"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 # The front-end packages the relay's pages load (examples/relay/www/package.json,
 # pinned by its package-lock.json), into examples/relay/www/node_modules.
 www=$here/examples/relay/www
