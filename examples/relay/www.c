@@ -177,15 +177,23 @@ static char *read_file(const char *rel, size_t *len, int *err)
 	return buf;
 }
 
+/* The pages load nothing but the relay's own files and talk to nothing but
+ * the relay (messages are shown as text; this is the second fence).  MSE
+ * plays from a blob: URL. */
+#define PAGE_CSP "Content-Security-Policy: default-src 'none'; script-src 'self'; " \
+	"style-src 'self'; img-src 'self' data:; connect-src 'self'; media-src 'self' blob:; " \
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
+
 static void reply(struct www_reply *r, int status, const char *ctype, const char *cache,
 		  const char *body, size_t len, bool head_only)
 {
-	char hdr[512];
+	char hdr[768];
 	int n = snprintf(hdr, sizeof(hdr),
 			 "HTTP/1.1 %d %s\r\nServer: writevv-relay\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nCache-Control: %s\r\n"
+			 "Content-Length: %zu\r\nCache-Control: %s\r\n%s"
 			 "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-			 status, http_reason(status), ctype, len, cache);
+			 status, http_reason(status), ctype, len, cache,
+			 strcmp(ctype, HTML) == 0 ? PAGE_CSP : "");
 	size_t blen = head_only ? 0 : len;
 
 	r->status = status;

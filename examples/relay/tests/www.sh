@@ -38,6 +38,14 @@ done <<'LIST'
 /www/lib/uPlot.min.css node_modules/uplot/dist/uPlot.min.css text/css public, max-age=3600
 LIST
 
+# The pages carry a Content-Security-Policy: only the relay's own files and
+# connections (what they break is a console error in relay_browser_*).
+for p in /watch/tv /messages/chat /dashboard; do
+	curl -sS -D "$W/h" -o /dev/null "$B$p"
+	check "GET $p: Content-Security-Policy default-src 'none', script-src 'self', connect-src 'self'" \
+		bash -c "grep -q \"^Content-Security-Policy: default-src 'none'; script-src 'self';.* connect-src 'self';\" '$W/h'"
+done
+
 # HEAD: the same head, no body.
 curl -sS -I -o "$W/hh" "$B/dashboard"
 check "HEAD /dashboard: 200 with the page's Content-Length" \
