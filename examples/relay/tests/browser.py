@@ -270,6 +270,14 @@ async def run(a):
             m["messages_shown"] = len(got)
             check("the page shows every message POSTed while it was open, newest first",
                   got == list(reversed(sent)), f"{len(got)} of {len(sent)} shown")
+            # The page's own publish box (POST /pub/CHAT from the page).
+            await dt.eval(msg, "document.getElementById('text').value = 'typed on the page';"
+                               "document.getElementById('publish').requestSubmit(); true")
+            top = await dt.until(msg, """(() => { const e = document.querySelector(
+                '#messages li .text'); return e && e.textContent === 'typed on the page'; })()""",
+                                 20, "the page's own message")
+            check("a message published from the page's box comes back on top", bool(top))
+            sent.append("typed on the page")
             check("markup in a message is shown as text",
                   await dt.eval(msg, "document.querySelector('#messages b, #messages script') === null"))
             await asyncio.sleep(2.2)  # the chart gets two more seconds of samples
