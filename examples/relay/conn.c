@@ -32,6 +32,7 @@
 #include "relay_state.h"
 #include "topic.h"
 #include "ws.h"
+#include "www.h"
 
 
 /* ---- HTTP connections --------------------------------------------------- */
@@ -320,6 +321,7 @@ static bool conn_topic_request(struct hconn *c, const struct http_req *req, size
 
 static void conn_request(struct hconn *c, size_t end)
 {
+	struct www_reply page;
 	struct http_req req;
 	bool head;
 	int st;
@@ -360,7 +362,7 @@ static void conn_request(struct hconn *c, size_t end)
 		size_t sz;
 
 		topics_totals(&tt);
-		sz = 4096 + (size_t)tt.topics * 420;
+		sz = 4096 + (size_t)tt.topics * 520;
 		char *body;
 		size_t n;
 
@@ -372,6 +374,18 @@ static void conn_request(struct hconn *c, size_t end)
 		n = stats_json(body, sz);
 		conn_respond(c, 200, "application/json", NULL, body, n, head);
 		free(body);
+	} else if (www_respond(&req, head, &page)) {
+		if (page.status >= 400)
+			R.http_errors++;
+		if (!page.buf) {
+			conn_close(c);
+			return;
+		}
+		c->out = page.buf;
+		c->outlen = page.len;
+		c->outoff = 0;
+		c->st = H_WRITE;
+		conn_flush(c);
 	} else {
 		conn_error(c, 404);
 	}

@@ -242,7 +242,8 @@ int http_parse(const char *buf, size_t len, struct http_req *req)
 			return 400;
 	memcpy(req->method, p, mlen);
 	memcpy(req->target, sp1 + 1, tlen);
-	for (t = req->target; *t; t++)
+	/* Every byte of it: a NUL would otherwise end the path early. */
+	for (t = req->target; t < req->target + tlen; t++)
 		if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
 			return 400;
 	if (vlen != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0)

@@ -22,7 +22,7 @@ static void usage(FILE *f)
 "                     [--max-delay-ms MS] [--threads N] [--sndbuf BYTES]\n"
 "                     [--drain-timeout S] [--verbose]\n"
 "                     [--max-message BYTES] [--history N] [--client-publish]\n"
-"                     [--max-topics N] [--redis HOST:PORT] [--ws-deflate]\n"
+"                     [--max-topics N] [--redis HOST:PORT] [--ws-deflate] [--www DIR]\n"
 "\n"
 "  --listen ADDR:PORT     viewers' HTTP address (default 127.0.0.1:8080; port 0 = any)\n"
 "  --ingest ADDR:PORT     publisher's raw TCP address (default 127.0.0.1:9000)\n"
@@ -48,6 +48,8 @@ static void usage(FILE *f)
 "  --redis HOST:PORT      share topics with other nodes through Redis pub/sub\n"
 "  --ws-deflate           accept permessage-deflate (one compressed frame per\n"
 "                         message, shared by its deflate subscribers)\n"
+"  --www DIR              the pages' data directory (default: share/writevv-relay/www\n"
+"                         beside the binary, else the source tree's)\n"
 "\n"
 "  --ingest ADDR:PORT=TOPIC and --stdin=TOPIC name the topic the stream feeds\n"
 "  (default live; GET / and GET /stream/TOPIC serve it).  Further --ingest\n"
@@ -101,6 +103,7 @@ void parse_args(int argc, char **argv, struct options *o)
 		{ "max-topics", required_argument, NULL, 'T' },
 		{ "redis", required_argument, NULL, 'R' },
 		{ "ws-deflate", no_argument, NULL, 'Z' },
+		{ "www", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -165,6 +168,7 @@ void parse_args(int argc, char **argv, struct options *o)
 		case 'P': o->client_publish = true; break;
 		case 'R': o->redis = optarg; break;
 		case 'Z': o->ws_deflate = true; break;
+		case 'W': o->www = optarg; break;
 		case 'T':
 			o->max_topics = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || o->max_topics < 1)

@@ -42,6 +42,7 @@
 #include "relay_state.h"
 #include "topic.h"
 #include "ws.h"
+#include "www.h"
 
 
 struct relay R;
@@ -313,6 +314,7 @@ int main(int argc, char **argv)
 		};
 
 		topics_init(R.epfd, &to);
+		www_init(R.opt.www);
 		if (R.opt.redis && redis_init(R.opt.redis, R.epfd, R.opt.max_message) < 0) {
 			logmsg("bad --redis '%s': expected HOST:PORT", R.opt.redis);
 			return 1;

@@ -58,6 +58,7 @@ struct options {
 	bool client_publish;
 	const char *redis;         /* HOST:PORT or NULL */
 	bool ws_deflate;           /* accept permessage-deflate offers */
+	const char *www;           /* --www: the pages' data directory, NULL: default */
 	struct { const char *addr, *topic; } extra[MAX_EXTRA_INGEST]; /* --ingest A=T */
 	int n_extra;
 };

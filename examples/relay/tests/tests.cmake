@@ -12,6 +12,7 @@ set(_relay_timeout_topics_deflate 180)
 set(_relay_timeout_wsabuse 180)
 set(_relay_timeout_ffmpeg_ws 120)
 set(_relay_timeout_redis 180)
+set(_relay_timeout_www 120)
 
 function(_relay_add_test name script mode threads)
   add_test(NAME ${name}
@@ -39,6 +40,20 @@ endforeach()
 foreach(t fanout churn topics)
   _relay_add_test(relay_${t}_default_threads2 ${t} default 2)
 endforeach()
+
+# The pages: static files (www.sh, curl) in each mode; in a real headless
+# Chromium (browser.sh) in the default and kernel modes, its screenshots in the build tree.
+foreach(mode default kernel userland)
+  _relay_add_test(relay_www_${mode} www ${mode} 1)
+endforeach()
+set(_relay_timeout_browser 300)
+_relay_add_test(relay_browser_default browser default 1)
+set_property(TEST relay_browser_default APPEND PROPERTY ENVIRONMENT
+  "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots")
+# The same through the BPF engine.
+_relay_add_test(relay_browser_kernel browser kernel 1)
+set_property(TEST relay_browser_kernel APPEND PROPERTY ENVIRONMENT
+  "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots/kernel")
 
 # Pure logic of the parsers (CMocka).
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)

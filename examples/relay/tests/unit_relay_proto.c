@@ -57,6 +57,12 @@ static void test_http_rejects(void **state)
 	assert_int_equal(parse("POST /pub/t HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"), 400);
 	assert_int_equal(parse("POST /pub/t HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n"), 417);
 	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: x\r\nX: a\001b\r\n\r\n"), 400);
+	{
+		/* A NUL in the target does not cut the path short (/ws/a\0x is not /ws/a). */
+		static const char nul[] = "GET /ws/a\0x HTTP/1.1\r\nHost: x\r\n\r\n";
+
+		assert_int_equal(http_parse(nul, sizeof(nul) - 1, &req), 400);
+	}
 	assert_int_equal(parse("POST /pub/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), 0);
 	assert_true(req.te_unsupported);
 }
