@@ -626,7 +626,7 @@ static int run_batches(struct uring_thread *u, struct wvv_call *c, int rec,
 				wvv_finish_target(c, start + u->pend_idx[i],
 						  u->pend_done[u->pend_idx[i]]);
 			wvv_tls_drop(&uring_tls);
-			wvv_userland_finish_from(c, start + submitted);
+			wvv_finish_from(c, start + submitted);
 			return 1;
 		}
 		start = end;

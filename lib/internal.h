@@ -13,16 +13,7 @@
 /* Only the calls of writevv.h are exported from the shared library. */
 #define WVV_EXPORT __attribute__((visibility("default")))
 
-/* Per-call result bookkeeping shared by the engines. */
-struct wvv_call {
-	const int *fds;
-	int fdcnt;
-	const struct iovec *iov; /* caller's vector, zero-length entries included */
-	int iovcnt;
-	size_t total;            /* sum of iov lengths */
-	size_t *returns;         /* never NULL inside the library */
-	int *errors;             /* never NULL inside the library */
-};
+#include "call.h" /* struct wvv_call, results, finishing a target */
 
 /* validate.c: call-level argument checks; 0 or -errno. */
 int wvv_validate(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
@@ -44,18 +35,8 @@ struct wvv_iov_slice wvv_iov_locate(const struct iovec *iov, int iovcnt, size_t 
 int wvv_iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len,
 		  struct iovec *out, int max, size_t *covered);
 
-/* engine_userland.c */
-/* writev(fd, iov from byte 'off') as one writev would do it; no SIGPIPE.
- * Returns bytes written (>= 0) or -errno. */
-ssize_t wvv_write_one(int fd, const struct iovec *iov, int iovcnt, size_t off,
-		      size_t total);
-/* Finish target i given 'done' bytes already delivered: store returns/errors. */
-void wvv_finish_target(struct wvv_call *c, int i, size_t done);
-/* Set the result of target i from a writev-like result (bytes or -errno). */
-void wvv_set_result(struct wvv_call *c, int i, ssize_t r);
+/* engine_userland.c: the whole call in user space, one writev each. */
 void wvv_userland_run(struct wvv_call *c);
-/* Write targets from..fdcnt-1 in user space (an engine giving up half way). */
-void wvv_userland_finish_from(struct wvv_call *c, int from);
 
 /* probe.c: when to probe an engine again after it failed to start.
  * Lack of resources (EMFILE, ENOMEM...) is retried after a second; a
