@@ -42,6 +42,7 @@
 
 #include <liburing.h>
 
+#include "engine_choice.h"
 #include "internal.h"
 #include "thread_state.h"
 #include "zc_arena.h"
@@ -146,9 +147,7 @@ struct uring_thread {
 	bool zc_report;       /* IORING_SEND_ZC_REPORT_USAGE accepted */
 	pid_t pid;            /* ours, for process_vm_readv (a fork()ed child remakes it) */
 	bool zc_skip_copied;  /* this call sends copies where zero-copy was copied */
-	/* share of targets zero-copy does not help (copied, or sent copies for
-	 * that reason), in 1/1024, moving average over the last ~16 */
-	unsigned zc_copied_avg;
+	unsigned zc_copied_share; /* wvv_copied_share_add (engine_choice.c) */
 	unsigned zc_idle_calls;
 	/* short zero-copy targets of the current batch, finished in the ring */
 	int npend;
@@ -300,11 +299,10 @@ static int submit_all(struct uring_thread *u, int n)
 	return done;
 }
 
+/* Report a target zero-copy did or did not help to the default mode's policy. */
 static void count_copied(struct uring_thread *u, bool copied)
 {
-	u->zc_copied_avg -= u->zc_copied_avg / 16;
-	if (copied)
-		u->zc_copied_avg += 1024 / 16;
+	wvv_copied_share_add(&u->zc_copied_share, copied);
 }
 
 /* A notification: the sockets let go of a zero-copy payload's pages. */
@@ -754,7 +752,7 @@ bool wvv_zc_mostly_copied(void)
 	int err;
 
 	u = thread_ring(&err);
-	return u && u->zc_copied_avg > 512;
+	return u && wvv_copied_share_mostly(u->zc_copied_share);
 }
 
 void wvv_zc_counters(struct wvv_zc_counters *out)
