@@ -50,12 +50,16 @@ int wvv_sendfile_available(void);
  * not start (then nothing was written). */
 int wvv_sendfile_run(struct wvv_call *c);
 
-/* engine_uring.c */
+/* uring_ring.c: the per-thread ring both io_uring engines use (uring_ring.h) */
 int wvv_uring_available(void);       /* 0 if io_uring works here, else -errno */
+
+/* engine_uring.c */
 /* Run the call through io_uring batches; -errno if it could not start
  * (then nothing was written). */
 int wvv_uring_run(struct wvv_call *c);
-/* The zero-copy engine (same ring): 0 if this thread can use it, else -errno
+
+/* engine_zerocopy.c */
+/* The zero-copy engine (the same ring): 0 if this thread can use it, else -errno
  * (EOPNOTSUPP: no SEND_ZC or WRITEVV_ZC_ARENA=0; ENOMEM: RLIMIT_MEMLOCK). */
 int wvv_zc_available(void);
 /* The largest payload it takes on this thread (0 if unusable). */
