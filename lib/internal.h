@@ -38,11 +38,15 @@ int wvv_iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len,
 /* engine_userland.c: the whole call in user space, one writev each. */
 void wvv_userland_run(struct wvv_call *c);
 
-/* probe.c: when to probe an engine again after it failed to start.
- * Lack of resources (EMFILE, ENOMEM...) is retried after a second; a
- * refusal (ENOSYS, EPERM...) is final for the process. */
-int wvv_probe_again(int err, _Atomic long *retry_s);
-void wvv_probe_failed(int err, _Atomic long *retry_s);
+/* probe.c: when to try an engine, or a thread's part of one, again after
+ * it failed: a second later. The kernel engine retries whatever the error
+ * (the program may be loaded any time): wvv_retry_due / wvv_retry_later.
+ * The others retry a lack of resources (EMFILE, ENOMEM...) only; a refusal
+ * (ENOSYS, EPERM...) is final for the process: wvv_probe_again / _failed. */
+bool wvv_retry_due(_Atomic long long *at);   /* true if no wait is pending */
+void wvv_retry_later(_Atomic long long *at); /* wait a second from now */
+int wvv_probe_again(int err, _Atomic long long *retry_at);
+void wvv_probe_failed(int err, _Atomic long long *retry_at);
 
 /* engine_sendfile.c */
 int wvv_sendfile_available(void);

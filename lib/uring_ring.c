@@ -25,7 +25,7 @@
 _Static_assert(WVV_BATCH_SET == 1u << 11, "seen_in_batch hashes to 11 bits");
 
 static _Atomic int uring_status = 1; /* 1 unknown, 0 usable, <0 -errno */
-static _Atomic long uring_retry_s;
+static _Atomic long long uring_retry_at;
 
 static int ring_init(void *state)
 {
@@ -71,14 +71,14 @@ int wvv_uring_available(void)
 {
 	int st = atomic_load(&uring_status), err = 0;
 
-	if (st == 0 || (st < 0 && !wvv_probe_again(st, &uring_retry_s)))
+	if (st == 0 || (st < 0 && !wvv_probe_again(st, &uring_retry_at)))
 		return st;
 	/* Probe once per process (io_uring can be disabled by sysctl or
 	 * seccomp); the ring made here is this thread's. */
 	if (!wvv_ring_get(&err) && err == 0)
 		err = -ENOMEM;
 	atomic_store(&uring_status, err);
-	wvv_probe_failed(err, &uring_retry_s);
+	wvv_probe_failed(err, &uring_retry_at);
 	return err;
 }
 
