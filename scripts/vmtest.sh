@@ -197,7 +197,7 @@ mkdir -p "$stage$here"
 tar -C "$here" --exclude=./.git --exclude='./build*' -cf - . | tar -C "$stage$here" -xf -
 mkdir -p "$stage$build"
 tar -C "$build" --exclude=./Testing -cf - . | tar -C "$stage$build" -xf -
-cc -O2 -Wall -Wextra -Werror -I"$here/lib" -o "$stage/vmtest-probe" "$here/scripts/vmtest-probe.c" \
+cc -O2 -Wall -Wextra -Werror -I"$here/lib" -I"$build/include" -o "$stage/vmtest-probe" "$here/scripts/vmtest-probe.c" \
 	-L"$build" -Wl,-rpath,"$build" -lwritevv -luring
 
 # The pin directory the build's tests use (a cache variable of the build).
