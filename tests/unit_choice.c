@@ -183,8 +183,13 @@ static void fake_idle(void) { fake.idle_calls++; }
 
 static const struct wvv_engine_facts facts = { fake_sendfile, fake_copied, fake_zc_max, fake_idle };
 
+/* The thread's default-mode state the plans below use. */
+static struct wvv_default_state st;
+
+/* A new thread (nothing learnt) and engines that answer so. */
 static void fake_reset(bool sendfile, bool copied, size_t zc_max)
 {
+	memset(&st, 0, sizeof(st));
 	memset(&fake, 0, sizeof(fake));
 	fake.sendfile = sendfile;
 	fake.copied = copied;
@@ -193,11 +198,9 @@ static void fake_reset(bool sendfile, bool copied, size_t zc_max)
 
 static void test_plan_thresholds(void **state)
 {
-	struct wvv_default_state st;
 	struct wvv_plan p;
 
 	(void)state;
-	memset(&st, 0, sizeof(st));
 	fake_reset(true, false, 1 << 20);
 	/* a fixed sendfile size: nothing learnt, nothing asked of zero-copy */
 	p = wvv_default_plan_with(&st, &facts, 4096, WRITEVV_MODE_IOURING, 4096);
@@ -232,12 +235,10 @@ static void test_plan_thresholds(void **state)
 /* The warm-up tries all three engines; zero-copy only when the payload fits its buffer. */
 static void test_plan_eligible(void **state)
 {
-	struct wvv_default_state st;
 	struct wvv_plan p;
 	int i, n[8] = { 0 };
 
 	(void)state;
-	memset(&st, 0, sizeof(st));
 	fake_reset(true, false, 1 << 20);
 	for (i = 0; i < 3 * (WVV_CHOICE_WARM + 1); i++) {
 		p = wvv_default_plan_with(&st, &facts, 8192, WRITEVV_MODE_IOURING, 0);
@@ -247,7 +248,6 @@ static void test_plan_eligible(void **state)
 	assert_int_equal(n[WRITEVV_MODE_IOURING], WVV_CHOICE_WARM + 1);
 	assert_int_equal(n[WRITEVV_MODE_SENDFILE], WVV_CHOICE_WARM + 1);
 	assert_int_equal(n[WRITEVV_MODE_ZEROCOPY], WVV_CHOICE_WARM + 1);
-	memset(&st, 0, sizeof(st));
 	fake_reset(true, false, 4096); /* too big for the buffer */
 	for (i = 0; i < 4 * WVV_CHOICE_EXPLORE_EVERY; i++) {
 		p = wvv_default_plan_with(&st, &facts, 8192, WRITEVV_MODE_IOURING, 0);
@@ -262,12 +262,10 @@ static void test_plan_eligible(void **state)
  * target (no plain sends where it was copied) to see whether it still is. */
 static void test_plan_recheck(void **state)
 {
-	struct wvv_default_state st;
 	struct wvv_plan p;
 	int i, round;
 
 	(void)state;
-	memset(&st, 0, sizeof(st));
 	fake_reset(true, true, 1 << 20);
 	for (round = 0; round < 2; round++) {
 		for (i = 0; i < WVV_ZC_RECHECK_EVERY - 1; i++) {
@@ -288,11 +286,9 @@ static void test_plan_recheck(void **state)
  * the three the policy chooses between. */
 static void test_plan_done(void **state)
 {
-	struct wvv_default_state st;
 	struct wvv_plan p;
 
 	(void)state;
-	memset(&st, 0, sizeof(st));
 	fake_reset(true, false, 1 << 20);
 	p = wvv_default_plan_with(&st, &facts, 8192, WRITEVV_MODE_IOURING, 0);
 	wvv_plan_start(&p);
