@@ -20,6 +20,7 @@
  * Everything the default mode decides is here: the size thresholds, the
  * learnt choice, and when zero-copy is left out because the kernel copies
  * anyway (the zero-copy engine reports each target to wvv_copied_share_add).
+ * It calls no engine: what it asks of them comes as struct wvv_engine_facts.
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -28,8 +29,7 @@
 #include <time.h>
 
 #include "engine_choice.h"
-#include "internal.h"
-#include "writevv.h"
+#include "writevv.h" /* the modes */
 
 #define EWMA_WEIGHT 8 /* past the first samples (a plain mean), new ones weigh 1/8 */
 
@@ -199,23 +199,11 @@ static size_t sendfile_min(void)
 	return (size_t)v;
 }
 
-static bool sendfile_usable(void)
-{
-	return wvv_sendfile_available() == 0;
-}
-
-static const struct wvv_engine_facts engines = {
-	.sendfile_usable = sendfile_usable,
-	.zc_mostly_copied = wvv_zc_mostly_copied,
-	.zc_max = wvv_zc_max,
-	.zc_idle = wvv_zc_idle,
-};
-
 static _Thread_local struct wvv_default_state this_thread;
 
-struct wvv_plan wvv_default_plan(size_t total, int engine)
+struct wvv_plan wvv_default_plan(const struct wvv_engine_facts *f, size_t total, int engine)
 {
-	return wvv_default_plan_with(&this_thread, &engines, total, engine, sendfile_min());
+	return wvv_default_plan_with(&this_thread, f, total, engine, sendfile_min());
 }
 
 void wvv_plan_start(struct wvv_plan *p)

@@ -82,12 +82,12 @@ struct wvv_default_state {
  * the engine a small call uses (WRITEVV_MODE_IOURING, or the userland loop
  * without io_uring), and 'sendfile_min' (0: learn the choice; else the
  * size from which sendfile runs). wvv_default_plan: with this thread's
- * state, the real engines and WRITEVV_SENDFILE_MIN.
+ * state and WRITEVV_SENDFILE_MIN.
  */
 struct wvv_plan wvv_default_plan_with(struct wvv_default_state *st,
 				      const struct wvv_engine_facts *f, size_t total,
 				      int engine, size_t sendfile_min);
-struct wvv_plan wvv_default_plan(size_t total, int engine);
+struct wvv_plan wvv_default_plan(const struct wvv_engine_facts *f, size_t total, int engine);
 /* A plan that runs 'engine' as it is (the other modes). */
 struct wvv_plan wvv_plan_fixed(int engine);
 /* Before and after the call ran: record what it cost per target, in the

@@ -45,6 +45,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "call.h"
 #include "internal.h"
 #include "pins.h"
 #include "registry.h"

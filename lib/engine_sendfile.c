@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call.h"
 #include "internal.h"
 #include "thread_state.h"
 

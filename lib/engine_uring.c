@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 
+#include "call.h"
 #include "internal.h"
 #include "uring_ring.h"
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "engine_choice.h"
+#include "call.h"
 #include "internal.h"
 #include "uring_ring.h"
 #include "zc_arena.h"

@@ -13,7 +13,7 @@
 /* Only the calls of writevv.h are exported from the shared library. */
 #define WVV_EXPORT __attribute__((visibility("default")))
 
-#include "call.h" /* struct wvv_call, results, finishing a target */
+struct wvv_call; /* call.h: the call layer */
 
 /* validate.c: call-level argument checks; 0 or -errno. */
 int wvv_validate(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine_choice.h"
+#include "call.h"
 #include "internal.h"
 #include "writevv.h"
 
@@ -76,6 +77,19 @@ static int effective_engine(void)
 	}
 }
 
+static bool sendfile_usable(void)
+{
+	return wvv_sendfile_available() == 0;
+}
+
+/* What the default mode's policy may ask of the engines. */
+static const struct wvv_engine_facts engine_facts = {
+	.sendfile_usable = sendfile_usable,
+	.zc_mostly_copied = wvv_zc_mostly_copied,
+	.zc_max = wvv_zc_max,
+	.zc_idle = wvv_zc_idle,
+};
+
 /* How call c runs: the mode's engine, or the default mode's plan. */
 static struct wvv_plan plan_for(const struct wvv_call *c)
 {
@@ -83,7 +97,7 @@ static struct wvv_plan plan_for(const struct wvv_call *c)
 
 	if (current_mode() != WRITEVV_MODE_DEFAULT)
 		return wvv_plan_fixed(engine);
-	return wvv_default_plan(c->total, engine);
+	return wvv_default_plan(&engine_facts, c->total, engine);
 }
 
 /* Run c as planned; an engine that cannot start leaves it to the loop.

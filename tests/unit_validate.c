@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "call.h"
 #include "internal.h"
 
 static void test_validate(void **state)
