@@ -45,16 +45,17 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "call.h"
 #include "internal.h"
 #include "pins.h"
 #include "registry.h"
+#include "thread_state.h"
 
 #define HDR_LEN ((size_t)sizeof(struct wvv_frame_hdr))
 #define FRAME_PAYLOAD_MAX ((size_t)WVV_FRAME_BYTES_MAX - HDR_LEN)
 /* sendmsg takes at most UIO_MAXIOV (1024) iovecs, one is the header. */
 #define FRAME_IOV_MAX 1023
 #define CTL_SNDBUF (8 << 20)
-#define REPROBE_NS 1000000000ll
 #define SCRATCH_KEEP (1u << 20)
 /* Larger payloads are written by the writev loop: the frame plan is made
  * up front (40 bytes per 64 KiB frame), and an iov_len of a terabyte over
@@ -68,19 +69,16 @@
 static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wvv_pins pins = { .ctl_fd = -1, .targets_fd = -1, .slot_state_fd = -1 };
 static _Atomic int engine_status = 1; /* 1: never probed, 0: usable, <0: -errno */
-static _Atomic uint32_t engine_gen;   /* bumped each time the pins are (re)opened */
-static _Atomic long long last_probe_ns;
+static _Atomic uint32_t engine_gen;   /* bumped each time the threads must claim slots again */
+static _Atomic long long reprobe_at;  /* when a failed engine is probed again (probe.c) */
 static char engine_why[512] = "not probed yet";
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-static int probe_locked(void)
+/*
+ * Open the pins. A reload (other maps) makes a new generation: every
+ * thread claims its slot again. So do the same pins where 'same_reclaims'
+ * (the first probe, or the engine found again after it failed).
+ */
+static int probe_locked(bool same_reclaims)
 {
 	struct wvv_pins p;
 	int err;
@@ -96,11 +94,12 @@ static int probe_locked(void)
 			 * thread may be using them right now, and closing would
 			 * let the numbers be reused. One set per reload. */
 			pins = p;
+			same_reclaims = true;
 		}
-		/* Either way the threads claim their slots again. */
-		atomic_fetch_add(&engine_gen, 1);
+		if (same_reclaims)
+			atomic_fetch_add(&engine_gen, 1);
 	}
-	atomic_store(&last_probe_ns, now_ns());
+	wvv_retry_later(&reprobe_at);
 	atomic_store(&engine_status, err);
 	return err;
 }
@@ -111,12 +110,12 @@ int wvv_kernel_available(void)
 
 	if (st == 0)
 		return 0;
-	if (st < 0 && now_ns() - atomic_load(&last_probe_ns) < REPROBE_NS)
+	if (st < 0 && !wvv_retry_due(&reprobe_at))
 		return st;
 	pthread_mutex_lock(&engine_lock);
 	st = atomic_load(&engine_status);
 	if (st != 0)
-		st = probe_locked();
+		st = probe_locked(true);
 	pthread_mutex_unlock(&engine_lock);
 	return st;
 }
@@ -127,16 +126,6 @@ const char *wvv_kernel_reason(void)
 }
 
 
-/* The pins vanished or stopped answering (unloaded or reloaded). */
-static void engine_lost(void)
-{
-	pthread_mutex_lock(&engine_lock);
-	/* Reloaded: new maps and a new generation, threads re-claim slots.
-	 * Gone: calls use user space until a later probe finds the pins. */
-	if (atomic_load(&engine_status) == 0)
-		probe_locked();
-	pthread_mutex_unlock(&engine_lock);
-}
 
 /* ---- per-thread control socket ------------------------------------------ */
 
@@ -161,11 +150,9 @@ struct wvv_thread {
 	/* scratch reused across calls */
 	void *scratch;
 	size_t scratch_len;
-	long long retry_after_ns; /* setup failed (e.g. no free slot): wait */
+	_Atomic long long retry_at; /* setup failed (e.g. no free slot): wait (probe.c) */
+	bool setup_failed;
 };
-
-static pthread_key_t thread_key;
-static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
 static void thread_release(struct wvv_thread *t)
 {
@@ -186,20 +173,47 @@ static void thread_release(struct wvv_thread *t)
 	t->gen = 0;
 }
 
-static void thread_destroy(void *arg)
+/*
+ * The pins vanished or stopped answering this thread's control socket:
+ * unloaded, reloaded, or only this socket's own state (a payload the
+ * kernel could not read leaves a frame half taken on it). Reloaded: new
+ * maps and a new generation, every thread claims its slot again. Gone:
+ * calls use user space until a later probe finds the pins. The same pins:
+ * this thread alone claims its slot again, at its next call.
+ */
+static void engine_lost(struct wvv_thread *t)
 {
-	struct wvv_thread *t = arg;
+	pthread_mutex_lock(&engine_lock);
+	if (atomic_load(&engine_status) == 0 && probe_locked(false) == 0)
+		thread_release(t);
+	pthread_mutex_unlock(&engine_lock);
+}
+
+static int thread_init(void *state)
+{
+	struct wvv_thread *t = state;
+
+	t->ctl = t->peer = t->ring_fd = -1;
+	return 0;
+}
+
+/* At thread exit, and in a fork()ed child (closing the child's references
+ * to the parent's control socket and ring only; the parent keeps its slot). */
+static void thread_fini(void *state)
+{
+	struct wvv_thread *t = state;
 
 	thread_release(t);
 	free(t->recs.v);
 	free(t->scratch);
-	free(t);
 }
 
+static struct wvv_tls thread_tls = WVV_TLS_INIT(struct wvv_thread, thread_init, thread_fini);
+
 /*
- * fork(): the child inherits this thread's control socket, slot and ring,
- * still shared with the parent. A new generation makes the child's first
- * call drop them (closing only its own references) and claim its own.
+ * fork(): the child's threads remake their state (thread_state.c); the
+ * lock is held across the fork so that the child's copy is consistent, and
+ * a new generation makes the child check its targets' registrations again.
  */
 static void atfork_prepare(void)
 {
@@ -217,9 +231,10 @@ static void atfork_child(void)
 	pthread_mutex_unlock(&engine_lock);
 }
 
-static void make_key(void)
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void register_atfork(void)
 {
-	pthread_key_create(&thread_key, thread_destroy);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
@@ -399,20 +414,13 @@ static struct wvv_thread *thread_get(int *err)
 {
 	struct wvv_thread *t;
 
-	pthread_once(&thread_key_once, make_key);
-	t = pthread_getspecific(thread_key);
-	if (!t) {
-		t = calloc(1, sizeof(*t));
-		if (!t) {
-			*err = -ENOMEM;
-			return NULL;
-		}
-		t->ctl = t->peer = t->ring_fd = -1;
-		pthread_setspecific(thread_key, t);
-	}
+	pthread_once(&atfork_once, register_atfork);
+	t = wvv_tls_get(&thread_tls, err);
+	if (!t)
+		return NULL;
 	if (t->ctl >= 0 && t->gen == atomic_load(&engine_gen))
 		return t;
-	if (t->retry_after_ns && now_ns() < t->retry_after_ns) {
+	if (t->setup_failed && !wvv_retry_due(&t->retry_at)) {
 		*err = -EBUSY; /* all slots were taken a moment ago */
 		return NULL;
 	}
@@ -420,18 +428,20 @@ static struct wvv_thread *thread_get(int *err)
 	pthread_mutex_lock(&engine_lock);
 	*err = atomic_load(&engine_status) == 0 ? thread_setup(t) : -ENOENT;
 	pthread_mutex_unlock(&engine_lock);
-	t->retry_after_ns = *err ? now_ns() + REPROBE_NS : 0;
+	t->setup_failed = *err != 0;
+	if (*err)
+		wvv_retry_later(&t->retry_at);
 	return *err ? NULL : t;
 }
 
 int wvv_kernel_thread_usable(void)
 {
 	struct wvv_thread *t;
+	int err;
 
-	pthread_once(&thread_key_once, make_key);
-	t = pthread_getspecific(thread_key);
+	t = wvv_tls_get(&thread_tls, &err);
 	/* A thread that found every slot taken uses the loop for a while. */
-	return !(t && t->ctl < 0 && t->retry_after_ns && now_ns() < t->retry_after_ns);
+	return !(t && t->ctl < 0 && t->setup_failed && !wvv_retry_due(&t->retry_at));
 }
 
 /* Discard whatever refused frames left at the control peer. */
@@ -971,7 +981,7 @@ out:
 		cs.t->scratch_len = 0;
 	}
 	if (cs.engine_gone)
-		engine_lost();
+		engine_lost(cs.t);
 	free(set.v);
 	free(is_bpf);
 	free(cs.tg);

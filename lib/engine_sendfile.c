@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call.h"
 #include "internal.h"
 #include "thread_state.h"
 
@@ -38,7 +39,7 @@ struct memfd_thread {
 };
 
 static _Atomic int memfd_status = 1; /* 1 unknown, 0 usable, <0 -errno */
-static _Atomic long memfd_retry_s;
+static _Atomic long long memfd_retry_at;
 
 static int memfd_init(void *state)
 {
@@ -68,11 +69,11 @@ int wvv_sendfile_available(void)
 {
 	int st = atomic_load(&memfd_status), fd;
 
-	if (st == 0 || (st < 0 && !wvv_probe_again(st, &memfd_retry_s)))
+	if (st == 0 || (st < 0 && !wvv_probe_again(st, &memfd_retry_at)))
 		return st;
 	fd = thread_memfd();
 	atomic_store(&memfd_status, fd < 0 ? fd : 0);
-	wvv_probe_failed(fd < 0 ? fd : 0, &memfd_retry_s);
+	wvv_probe_failed(fd < 0 ? fd : 0, &memfd_retry_at);
 	return fd < 0 ? fd : 0;
 }
 

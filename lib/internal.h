@@ -13,16 +13,7 @@
 /* Only the calls of writevv.h are exported from the shared library. */
 #define WVV_EXPORT __attribute__((visibility("default")))
 
-/* Per-call result bookkeeping shared by the engines. */
-struct wvv_call {
-	const int *fds;
-	int fdcnt;
-	const struct iovec *iov; /* caller's vector, zero-length entries included */
-	int iovcnt;
-	size_t total;            /* sum of iov lengths */
-	size_t *returns;         /* never NULL inside the library */
-	int *errors;             /* never NULL inside the library */
-};
+struct wvv_call; /* call.h: the call layer */
 
 /* validate.c: call-level argument checks; 0 or -errno. */
 int wvv_validate(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
@@ -44,24 +35,18 @@ struct wvv_iov_slice wvv_iov_locate(const struct iovec *iov, int iovcnt, size_t 
 int wvv_iov_slice(const struct iovec *iov, int iovcnt, size_t off, size_t len,
 		  struct iovec *out, int max, size_t *covered);
 
-/* engine_userland.c */
-/* writev(fd, iov from byte 'off') as one writev would do it; no SIGPIPE.
- * Returns bytes written (>= 0) or -errno. */
-ssize_t wvv_write_one(int fd, const struct iovec *iov, int iovcnt, size_t off,
-		      size_t total);
-/* Finish target i given 'done' bytes already delivered: store returns/errors. */
-void wvv_finish_target(struct wvv_call *c, int i, size_t done);
-/* Set the result of target i from a writev-like result (bytes or -errno). */
-void wvv_set_result(struct wvv_call *c, int i, ssize_t r);
+/* engine_userland.c: the whole call in user space, one writev each. */
 void wvv_userland_run(struct wvv_call *c);
-/* Write targets from..fdcnt-1 in user space (an engine giving up half way). */
-void wvv_userland_finish_from(struct wvv_call *c, int from);
 
-/* probe.c: when to probe an engine again after it failed to start.
- * Lack of resources (EMFILE, ENOMEM...) is retried after a second; a
- * refusal (ENOSYS, EPERM...) is final for the process. */
-int wvv_probe_again(int err, _Atomic long *retry_s);
-void wvv_probe_failed(int err, _Atomic long *retry_s);
+/* probe.c: when to try an engine, or a thread's part of one, again after
+ * it failed: a second later. The kernel engine retries whatever the error
+ * (the program may be loaded any time): wvv_retry_due / wvv_retry_later.
+ * The others retry a lack of resources (EMFILE, ENOMEM...) only; a refusal
+ * (ENOSYS, EPERM...) is final for the process: wvv_probe_again / _failed. */
+bool wvv_retry_due(_Atomic long long *at);   /* true if no wait is pending */
+void wvv_retry_later(_Atomic long long *at); /* wait a second from now */
+int wvv_probe_again(int err, _Atomic long long *retry_at);
+void wvv_probe_failed(int err, _Atomic long long *retry_at);
 
 /* engine_sendfile.c */
 int wvv_sendfile_available(void);
@@ -69,12 +54,16 @@ int wvv_sendfile_available(void);
  * not start (then nothing was written). */
 int wvv_sendfile_run(struct wvv_call *c);
 
-/* engine_uring.c */
+/* uring_ring.c: the per-thread ring both io_uring engines use (uring_ring.h) */
 int wvv_uring_available(void);       /* 0 if io_uring works here, else -errno */
+
+/* engine_uring.c */
 /* Run the call through io_uring batches; -errno if it could not start
  * (then nothing was written). */
 int wvv_uring_run(struct wvv_call *c);
-/* The zero-copy engine (same ring): 0 if this thread can use it, else -errno
+
+/* engine_zerocopy.c */
+/* The zero-copy engine (the same ring): 0 if this thread can use it, else -errno
  * (EOPNOTSUPP: no SEND_ZC or WRITEVV_ZC_ARENA=0; ENOMEM: RLIMIT_MEMLOCK). */
 int wvv_zc_available(void);
 /* The largest payload it takes on this thread (0 if unusable). */

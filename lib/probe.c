@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Retrying engines whose setup failed for want of resources. */
+/* When to try an engine, or a thread's part of one, again after it failed
+ * to start: one second later (one clock and one delay for every engine). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdatomic.h>
@@ -7,12 +8,24 @@
 
 #include "internal.h"
 
-static long coarse_now_s(void)
+#define RETRY_NS 1000000000ll
+
+static long long now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (long)ts.tv_sec;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+bool wvv_retry_due(_Atomic long long *at)
+{
+	return now_ns() >= atomic_load(at);
+}
+
+void wvv_retry_later(_Atomic long long *at)
+{
+	atomic_store(at, now_ns() + RETRY_NS);
 }
 
 static int transient(int err)
@@ -21,13 +34,13 @@ static int transient(int err)
 	       err == -ENOBUFS || err == -EINTR;
 }
 
-int wvv_probe_again(int err, _Atomic long *retry_s)
+int wvv_probe_again(int err, _Atomic long long *retry_at)
 {
-	return transient(err) && coarse_now_s() >= atomic_load(retry_s);
+	return transient(err) && wvv_retry_due(retry_at);
 }
 
-void wvv_probe_failed(int err, _Atomic long *retry_s)
+void wvv_probe_failed(int err, _Atomic long long *retry_at)
 {
 	if (err)
-		atomic_store(retry_s, coarse_now_s() + 1);
+		wvv_retry_later(retry_at);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Public entry points: argument checks, mode selection, engine dispatch. */
+/* Public entry points: argument checks, the mode, dispatch to the engine
+ * (the default mode's choice is engine_choice.c's). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "engine_choice.h"
+#include "call.h"
 #include "internal.h"
 #include "writevv.h"
 
@@ -47,95 +49,9 @@ static int current_mode(void)
 	return atomic_load(&wvv_mode);
 }
 
-static int effective_engine(void);
-
-/* Where the default mode switches from the writev loop to sendfile when it
- * has no io_uring: the loop and io_uring cost about the same (BENCHMARKS.md). */
-#define SENDFILE_MIN_WITHOUT_URING 16384
 /* The most one writev writes: the kernel's MAX_RW_COUNT (INT_MAX rounded
  * down to a page) for pages up to 64 KiB; larger calls go to the loop. */
 #define RW_MAX ((size_t)INT_MAX & ~(size_t)0xffff)
-
-/*
- * WRITEVV_SENDFILE_MIN, if set: a fixed size from which the default mode
- * uses the sendfile engine (e.g. what `writevv-bench --calibrate` measured);
- * 0 if unset: the default mode learns the choice (engine_choice.c).
- */
-static size_t sendfile_min(void)
-{
-	static _Atomic long long cached = -1; /* -1: not read yet */
-	long long v = atomic_load_explicit(&cached, memory_order_relaxed);
-	const char *s;
-
-	if (v >= 0)
-		return (size_t)v;
-	s = getenv("WRITEVV_SENDFILE_MIN");
-	v = 0;
-	if (s && *s) {
-		unsigned long long n = strtoull(s, NULL, 0); /* "-1" wraps: never */
-
-		v = n > LLONG_MAX ? LLONG_MAX : n == 0 ? 1 /* 0 or garbage: always */
-						      : (long long)n;
-	}
-	atomic_store(&cached, v);
-	return (size_t)v;
-}
-
-/* What each size class learnt, per thread. */
-static _Thread_local struct wvv_choice choices[WVV_CHOICE_CLASSES];
-
-/* While the kernel copies this thread's zero-copy sends anyway (receivers
- * on this host), the default mode leaves the zero-copy engine out of its
- * choice: the copy is only moved to the receiving side, which costs the
- * host as much and delays delivery. One call in this many tries it again;
- * in between, the thread's zero-copy buffer is unpinned. */
-#define ZC_RECHECK_EVERY 256
-static _Thread_local unsigned zc_recheck;
-static _Thread_local bool zc_rechecking; /* this call: zero-copy to every target */
-
-/*
- * The engine call c uses; *learn is set to the class to record its cost
- * in, when the default mode chose between io_uring, sendfile and zero-copy.
- */
-static int engine_for(const struct wvv_call *c, struct wvv_choice **learn)
-{
-	int engine = effective_engine(), cls, pick;
-	unsigned eligible = 1u << WVV_CHOICE_URING;
-	bool sendfile;
-	size_t fixed;
-
-	*learn = NULL;
-	zc_rechecking = false;
-	if (current_mode() != WRITEVV_MODE_DEFAULT)
-		return engine;
-	sendfile = wvv_sendfile_available() == 0;
-	fixed = sendfile_min();
-	if (sendfile && fixed)
-		return c->total >= fixed ? WRITEVV_MODE_SENDFILE : engine;
-	if (engine != WRITEVV_MODE_IOURING) /* no io_uring: nothing to learn */
-		return sendfile && c->total >= SENDFILE_MIN_WITHOUT_URING ? WRITEVV_MODE_SENDFILE
-									  : engine;
-	cls = wvv_choice_class(c->total);
-	if (cls < 0)
-		return engine;
-	if (sendfile)
-		eligible |= 1u << WVV_CHOICE_SENDFILE;
-	*learn = &choices[cls];
-	if (!wvv_zc_mostly_copied()) {
-		if (c->total <= wvv_zc_max())
-			eligible |= 1u << WVV_CHOICE_ZEROCOPY;
-	} else if (++zc_recheck >= ZC_RECHECK_EVERY && c->total <= wvv_zc_max()) {
-		zc_recheck = 0;
-		zc_rechecking = true;
-		return WRITEVV_MODE_ZEROCOPY;
-	} else {
-		wvv_zc_idle(); /* no need to keep its pages pinned meanwhile */
-	}
-	pick = wvv_choice_pick(*learn, eligible);
-	return pick == WVV_CHOICE_SENDFILE   ? WRITEVV_MODE_SENDFILE
-	       : pick == WVV_CHOICE_ZEROCOPY ? WRITEVV_MODE_ZEROCOPY
-					     : WRITEVV_MODE_IOURING;
-}
 
 /* The engine a call made now would use (for small payloads in the default mode). */
 static int effective_engine(void)
@@ -161,16 +77,37 @@ static int effective_engine(void)
 	}
 }
 
-/* Run c on 'engine'; an engine that cannot start leaves it to the loop.
- * Returns the engine that ran the call (WRITEVV_MODE_USERLAND if none did). */
-static int run_engine(int engine, struct wvv_call *c)
+static bool sendfile_usable(void)
 {
-	int err = -ENOENT;
+	return wvv_sendfile_available() == 0;
+}
+
+/* What the default mode's policy may ask of the engines. */
+static const struct wvv_engine_facts engine_facts = {
+	.sendfile_usable = sendfile_usable,
+	.zc_mostly_copied = wvv_zc_mostly_copied,
+	.zc_max = wvv_zc_max,
+	.zc_idle = wvv_zc_idle,
+};
+
+/* How call c runs: the mode's engine, or the default mode's plan. */
+static struct wvv_plan plan_for(const struct wvv_call *c)
+{
+	int engine = effective_engine();
+
+	if (current_mode() != WRITEVV_MODE_DEFAULT)
+		return wvv_plan_fixed(engine);
+	return wvv_default_plan(&engine_facts, c->total, engine);
+}
+
+/* Run c as planned; an engine that cannot start leaves it to the loop.
+ * Returns the engine that ran the call (WRITEVV_MODE_USERLAND if none did). */
+static int run_engine(const struct wvv_plan *p, struct wvv_call *c)
+{
+	int engine = p->engine, err = -ENOENT;
 
 	if (engine == WRITEVV_MODE_ZEROCOPY) {
-		/* the default mode sends copies to targets the kernel copied
-		 * for anyway, except when it checks again whether it still does */
-		err = wvv_zc_run(c, current_mode() == WRITEVV_MODE_DEFAULT && !zc_rechecking);
+		err = wvv_zc_run(c, p->zc_skip_copied);
 		if (err == -ENOBUFS || err == -EMSGSIZE || err == -EFAULT) {
 			/* no room in (or too big for) the buffer: copy per target;
 			 * EFAULT: not all of the payload is readable, and only the
@@ -193,30 +130,14 @@ static int run_engine(int engine, struct wvv_call *c)
 	return engine;
 }
 
-/* The learnt choice an engine that ran is recorded as (-1: none). */
-static int choice_of(int engine)
-{
-	switch (engine) {
-	case WRITEVV_MODE_IOURING:
-		return WVV_CHOICE_URING;
-	case WRITEVV_MODE_SENDFILE:
-		return WVV_CHOICE_SENDFILE;
-	case WRITEVV_MODE_ZEROCOPY:
-		return WVV_CHOICE_ZEROCOPY;
-	default:
-		return -1;
-	}
-}
-
 WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int iovcnt,
 	    size_t *returns, int *errors)
 {
 	struct wvv_call c;
-	struct wvv_choice *learn;
-	uint64_t cpu0 = 0;
+	struct wvv_plan plan;
 	size_t *rets = returns;
 	int *errs = errors;
-	int i, full = 0, err, engine, ran;
+	int i, full = 0, err;
 
 	err = wvv_validate(fds, fdcnt, iov, iovcnt, &c.total);
 	if (err) {
@@ -248,17 +169,11 @@ WVV_EXPORT int writevv(const int *fds, int fdcnt, const struct iovec *iov, int i
 		/* writev writes at most MAX_RW_COUNT; the engines would write
 		 * on, and plan their work by the nominal length */
 		wvv_userland_run(&c);
-		learn = NULL;
-		goto count;
+	} else {
+		plan = plan_for(&c);
+		wvv_plan_start(&plan);
+		wvv_plan_done(&plan, run_engine(&plan, &c), fdcnt);
 	}
-	engine = engine_for(&c, &learn);
-	if (learn)
-		cpu0 = wvv_thread_cpu_ns();
-	ran = choice_of(run_engine(engine, &c));
-	if (learn && cpu0 && ran >= 0)
-		wvv_choice_record(learn, ran, (wvv_thread_cpu_ns() - cpu0) / (uint64_t)fdcnt);
-
-count:
 	for (i = 0; i < fdcnt; i++)
 		if (errs[i] == 0 && rets[i] == c.total)
 			full++;

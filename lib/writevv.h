@@ -16,9 +16,8 @@
 extern "C" {
 #endif
 
-#define WRITEVV_VERSION_MAJOR 0
-#define WRITEVV_VERSION_MINOR 1
-#define WRITEVV_VERSION_PATCH 0
+/* WRITEVV_VERSION_MAJOR, _MINOR, _PATCH */
+#include "writevv_version.h"
 
 /*
  * Write iov[0..iovcnt) to each of fds[0..fdcnt).

@@ -190,7 +190,7 @@ mkdir -p "$stage$here"
 tar -C "$here" --exclude=./.git --exclude='./build*' -cf - . | tar -C "$stage$here" -xf -
 mkdir -p "$stage$build"
 tar -C "$build" --exclude=./Testing -cf - . | tar -C "$stage$build" -xf -
-cc -O2 -Wall -Wextra -Werror -I"$here/lib" -I"$here/util" -o "$stage/vmtest-probe" \
+cc -O2 -Wall -Wextra -Werror -I"$here/lib" -I"$here/util" -I"$build/include" -o "$stage/vmtest-probe" \
 	"$here/scripts/vmtest-probe.c" "$here/util/mode_names.c" \
 	-L"$build" -Wl,-rpath,"$build" -lwritevv -luring
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The shared library exports exactly the symbols of lib/writevv.map, each at
-# its version node, and writevv.h's version macros are project()'s version.
-# usage: check_abi.sh LIBWRITEVV.so SOURCE_DIR PROJECT_VERSION
+# its version node, and the public header's version macros (generated into
+# the build's writevv_version.h) are project()'s version.
+# usage: check_abi.sh LIBWRITEVV.so SOURCE_DIR PROJECT_VERSION VERSION_HEADER
 set -eu
-lib=$1 src=$2 version=$3
+lib=$1 src=$2 version=$3 version_h=$4
 fail=0
 
 # "global:" names of the version script, one per line
@@ -20,10 +21,10 @@ if [ "$exported" != "$want" ]; then
 	fail=1
 fi
 
-hdr=$(sed -n 's/^#define WRITEVV_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' "$src/lib/writevv.h" |
+hdr=$(sed -n 's/^#define WRITEVV_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' "$version_h" |
 	paste -sd.)
 if [ "$hdr" != "$version" ]; then
-	echo "check_abi: writevv.h says version $hdr, project() says $version" >&2
+	echo "check_abi: $version_h says version $hdr, project() says $version" >&2
 	fail=1
 fi
 [ $fail -eq 0 ] && echo "check_abi: $(echo "$exported" | wc -l) symbols at $node, version $version"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Differential test: random descriptor sets, iovec shapes and failures go
- * through writevv (the engine under test, WVV_TEST_ENGINE) and, on an
- * identical twin set, through the plain writev loop. Returns, errors and received bytes must be identical.
+ * through writevv (in the engine under test, WVV_TEST_ENGINE: kernel unless
+ * set; ctest runs it in every engine) and, on an identical twin set, through
+ * the plain writev loop. Returns, errors and received bytes must be identical.
  */
 #define _GNU_SOURCE
 #include <errno.h>

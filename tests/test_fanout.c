@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Fan-out correctness in the engine under test (WVV_TEST_ENGINE, kernel by
- * default): every byte at every receiver. */
+/* Fan-out correctness in the engine under test (WVV_TEST_ENGINE: kernel unless
+ * set; ctest runs it in every engine): every byte at every receiver. */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <setjmp.h>

@@ -31,6 +31,7 @@
 
 #include "engine_choice.h"
 #include "helpers.h"
+#include "call.h"
 #include "internal.h"
 #include "writevv.h"
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "call.h"
 #include "internal.h"
 
 static void test_validate(void **state)
@@ -55,7 +56,7 @@ static void test_result_mapping(void **state)
 
 static void test_probe_retry(void **state)
 {
-	_Atomic long retry = 0;
+	_Atomic long long retry = 0;
 
 	(void)state;
 	/* Lack of resources is retried, after a second; refusals are final. */
@@ -66,6 +67,11 @@ static void test_probe_retry(void **state)
 	assert_true(wvv_probe_again(-ENOMEM, &retry));
 	assert_false(wvv_probe_again(-ENOSYS, &retry));
 	assert_false(wvv_probe_again(-EPERM, &retry));
+	/* The kernel engine's retry: whatever failed, a second later. */
+	atomic_store(&retry, 0);
+	assert_true(wvv_retry_due(&retry));
+	wvv_retry_later(&retry);
+	assert_false(wvv_retry_due(&retry));
 }
 
 int main(void)
