@@ -187,6 +187,7 @@ static struct link *link_of(const redisAsyncContext *ac)
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv);
 static void flush_pending(struct rtopic *rt);
+static void raise_counter(const char *topic);
 
 static void lost(struct link *l, const char *why)
 {
@@ -241,6 +242,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		return; /* hiredis frees the context */
 	}
 	l->connected = true;
+	if (l == &RD.sub) /* a new connection: nothing is subscribed on it yet */
+		for (size_t i = 0; i < RD.ntopics; i++)
+			RD.topics[i].confirmed = false;
+	else /* a restarted Redis has lost the counters */
+		for (size_t i = 0; i < RD.ntopics; i++)
+			raise_counter(RD.topics[i].name);
 	if (RD.pub.connected && RD.sub.connected) {
 		logmsg("redis %s:%d: connected; subscribing to %zu topic%s", RD.host, RD.port,
 		       RD.ntopics, RD.ntopics == 1 ? "" : "s");
@@ -365,12 +372,25 @@ static void flush_pending(struct rtopic *rt)
 	rt->tail = &rt->head;
 }
 
-/* Redis confirmed the SUBSCRIBE of a channel: raise the topic's counter to
- * what this node has delivered (a restarted Redis starts from nothing),
+/* Raise the topic's counter in Redis to the last id this node delivered
+ * (a restarted Redis starts from nothing). */
+static void raise_counter(const char *topic)
+{
+	char key[sizeof(ID_PREFIX) + 130], last[24];
+	uint64_t id = topic_last_id(topic);
+
+	if (!RD.pub.connected || !id)
+		return;
+	snprintf(key, sizeof(key), ID_PREFIX "%s", topic);
+	snprintf(last, sizeof(last), "%llu", (unsigned long long)id);
+	redisAsyncCommand(RD.pub.ac, on_pub_reply, NULL, "EVAL %s 1 %s %s", RAISE_SCRIPT, key, last);
+}
+
+/* Redis confirmed the SUBSCRIBE of a channel: raise the topic's counter,
  * then send what waited for it. */
 static void confirmed(const char *chan, size_t len)
 {
-	char topic[130], key[sizeof(ID_PREFIX) + 130], last[24];
+	char topic[130];
 	struct rtopic *rt;
 
 	if (len <= PREFIX_LEN || len - PREFIX_LEN >= sizeof(topic) ||
@@ -382,12 +402,7 @@ static void confirmed(const char *chan, size_t len)
 	if (!rt)
 		return; /* unsubscribed since */
 	rt->confirmed = true;
-	if (RD.pub.connected && topic_last_id(topic)) {
-		snprintf(key, sizeof(key), ID_PREFIX "%s", topic);
-		snprintf(last, sizeof(last), "%llu", (unsigned long long)topic_last_id(topic));
-		redisAsyncCommand(RD.pub.ac, on_pub_reply, NULL, "EVAL %s 1 %s %s", RAISE_SCRIPT,
-				  key, last);
-	}
+	raise_counter(topic);
 	flush_pending(rt);
 }
 
