@@ -507,19 +507,36 @@ int sink_add(struct sink *s, int rfd, int wfd, int dgram)
 	return i;
 }
 
-/* Bytes still on their way to rx i: unread at the receiver, or queued at
- * the sending socket. */
-static long sink_pending(struct sink_rx *r)
+/* Bytes queued at rx i's sending socket: not yet acknowledged by rx. */
+static long sink_outq(struct sink_rx *r)
 {
-	int inq = 0, outq = 0;
+	int outq = 0;
+
+	if (r->wfd >= 0 && ioctl(r->wfd, SIOCOUTQ, &outq))
+		outq = 0;
+	return outq;
+}
+
+/* Bytes rx i has and has not read. */
+static long sink_inq(struct sink_rx *r)
+{
+	int inq = 0;
 
 	if (ioctl(r->rfd, FIONREAD, &inq))
 		inq = 0;
-	if (r->wfd >= 0 && ioctl(r->wfd, SIOCOUTQ, &outq))
-		outq = 0;
-	return (long)inq + outq;
+	return inq;
 }
 
+/*
+ * Read until nothing is on its way to any receiver. The sender's queue is
+ * looked at before the receiver is read: a TCP byte is acknowledged only
+ * once it is in the receiver's queue, so a sender found empty means that
+ * the read after it gets everything. (Looking at the receiver first missed
+ * bytes that arrived, and were acknowledged, between the two looks: the
+ * receiver of a peer that did SHUT_RD, which sends no window updates and so
+ * gets its last bytes late, after a window probe, was seen holding 55040 of
+ * 70000 bytes.)
+ */
 void sink_settle(struct sink *s)
 {
 	int tries, i;
@@ -529,8 +546,9 @@ void sink_settle(struct sink *s)
 
 		pthread_mutex_lock(&s->lock);
 		for (i = 0; i < s->n; i++) {
+			pending += sink_outq(&s->rx[i]);
 			sink_read_one(s, i);
-			pending += sink_pending(&s->rx[i]);
+			pending += sink_inq(&s->rx[i]);
 		}
 		pthread_mutex_unlock(&s->lock);
 		if (!pending)

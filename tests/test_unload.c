@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The loader unloads the program while calls run: nothing is lost, the
- * library falls back to userland, and picks the engine up again on load. */
+ * library falls back to userland, and picks the engine up again on load.
+ * Every step waits for an event (calls made, the mode changing), never for
+ * a stretch of time: a loaded machine only makes the test slower. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <setjmp.h>
@@ -15,9 +17,14 @@
 
 #include "helpers.h"
 #include "writevv.h"
+#include "writevv_frame.h"
 
 #define N 20
 #define LEN 20000
+/* Calls that must complete on each side of the unload. */
+#define CALLS_EACH_SIDE 20
+/* Only a guard against a hang: nothing here is timed. */
+#define GUARD_MS 120000
 
 static _Atomic int stop, calls, bad;
 
@@ -39,21 +46,43 @@ static void *caller(void *arg)
 	return NULL;
 }
 
+/* Wait until the caller has completed at least 'n' calls. */
+static void wait_calls(int n)
+{
+	int waited = 0;
+
+	while (atomic_load(&calls) < n) {
+		if (waited++ >= GUARD_MS) {
+			fprintf(stderr, "%d of %d calls, then none\n", atomic_load(&calls), n);
+			fail();
+		}
+		usleep(1000);
+	}
+}
+
 static void test_unload_while_running(void **state)
 {
 	struct tcp_fleet f;
+	struct wvv_stats st0, st;
 	pthread_t t;
-	int i, m, c;
+	int i, m, c, waited;
 
 	(void)state;
 	must_set_mode(WRITEVV_MODE_KERNEL);
 	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
 	assert_int_equal(m, WRITEVV_MODE_KERNEL);
 	fleet_open(&f, N, 1);
+	assert_int_equal(read_bpf_stats(&st0), 0);
 	assert_int_equal(pthread_create(&t, NULL, caller, &f), 0);
-	usleep(300000);
+	/* Calls run on the kernel engine before the unload... */
+	wait_calls(CALLS_EACH_SIDE);
+	assert_int_equal(read_bpf_stats(&st), 0);
+	assert_true(st.bytes > st0.bytes);
 	assert_int_equal(run_loader("unload"), 0);
-	usleep(300000);
+	/* ... and go on after it: calls that started once the program was
+	 * gone, so the library has met the unload (it learns of it from a
+	 * call, which is what GETMODE reports below). */
+	wait_calls(atomic_load(&calls) + 1 + CALLS_EACH_SIDE);
 	atomic_store(&stop, 1);
 	pthread_join(t, NULL);
 	assert_int_equal(atomic_load(&bad), 0);
@@ -71,15 +100,19 @@ static void test_unload_while_running(void **state)
 	assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
 	assert_int_equal(m, WRITEVV_MODE_USERLAND);
 
-	/* Loaded again: the engine comes back (re-probed within a second). */
+	/* Loaded again: the engine comes back (the library re-probes at most
+	 * once a second; how soon is not this test's business). */
 	assert_int_equal(run_loader("load"), 0);
-	for (i = 0; i < 30; i++) {
-		writevv_control(WRITEVV_GETMODE, &m);
+	for (waited = 0;; waited += 10) {
+		assert_int_equal(writevv_control(WRITEVV_GETMODE, &m), 0);
 		if (m == WRITEVV_MODE_KERNEL)
 			break;
-		usleep(100000);
+		if (waited >= GUARD_MS) {
+			fprintf(stderr, "the engine never came back after the load\n");
+			fail();
+		}
+		usleep(10000);
 	}
-	assert_int_equal(m, WRITEVV_MODE_KERNEL);
 	printf("%d calls while the program was unloaded under them\n", c);
 	fleet_close(&f);
 }

@@ -2,17 +2,31 @@
 /*
  * Several relay nodes on one Redis (--redis HOST:PORT), with hiredis.
  *
- * A node PUBLISHes what its own publishers send (POST /pub/, WebSocket
- * clients with --client-publish) on the channel "writevv:TOPIC" and delivers
- * it locally at once; it SUBSCRIBEs to the channels of the topics its
- * clients use and delivers what other nodes published.  Each message carries
- * the publishing node's random id, so a node skips its own: every
- * subscriber gets a message once.  Redis delivers a channel's messages in
- * publish order.  Two connections (a subscribed one cannot PUBLISH), both
- * driven by the relay's epoll through hiredis's async hooks.  When Redis
- * goes away the node says so, goes on delivering locally, reconnects every
- * second and subscribes again.  Redis pub/sub keeps nothing: what is
- * published while a node is cut off does not reach that node.
+ * A node SUBSCRIBEs to the channels "writevv:TOPIC" of the topics its
+ * clients use.  What its own publishers send (POST /pub/, WebSocket clients
+ * with --client-publish) goes to Redis with one script (PUBLISH_SCRIPT) that
+ * takes the message's id from the topic's counter (INCR writevv:id:TOPIC)
+ * and PUBLISHes it tagged with that id, atomically: ids follow the order in
+ * which Redis publishes.  Every node, the publishing one included, delivers
+ * what comes back on its subscription, with the id it carries (the SSE
+ * id:), so all subscribers on all nodes see a topic's messages in one order,
+ * under the same ids.  A node's own message is therefore not delivered
+ * locally when it is posted, except when Redis cannot bring it back:
+ *  - the publish link is down: local delivery only, with a local id;
+ *  - the subscribe link is down: published, and delivered locally;
+ *  - the topic's SUBSCRIBE is not confirmed yet: the message waits here for
+ *    the confirmation (after which Redis surely sends it back), bounded by
+ *    PENDING_MAX bytes beyond which it goes as if the link were down.
+ * A topic without local subscribers is not subscribed: its messages are
+ * only published.  The counter lives in Redis; a restarted Redis without
+ * persistence has lost it, so each node raises it to the last id it
+ * delivered when its subscription is confirmed again, and the script never
+ * gives an id at or below the publishing node's last one.  Two connections
+ * (a subscribed one cannot PUBLISH), both driven by the relay's epoll
+ * through hiredis's async hooks.  When Redis goes away the node says so,
+ * goes on delivering locally, reconnects every second and subscribes again.
+ * Redis pub/sub keeps nothing: what is published while a node is cut off
+ * does not reach that node.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,8 +46,39 @@
 
 #define CHANNEL_PREFIX "writevv:"
 #define PREFIX_LEN (sizeof(CHANNEL_PREFIX) - 1)
-#define HDR_LEN 9 /* node id (8) + type ('t' or 'b') */
+#define ID_PREFIX "writevv:id:" /* a key (keys and channels do not collide) */
+#define HDR_LEN 9 /* node id (8) + type ('t' or 'b'), after "ID:" */
+#define ID_DIGITS_MAX 20
 #define RETRY_NS 1000000000ULL
+#define PENDING_MAX (16u << 20)
+
+/* KEYS: the id counter, the channel; ARGV: the message (node, type, bytes),
+ * the publishing node's last id of the topic.  Publishes "ID:message". */
+static const char PUBLISH_SCRIPT[] =
+	"local id = redis.call('INCR', KEYS[1]) "
+	"local floor = tonumber(ARGV[2]) "
+	"if id <= floor then id = floor + 1 redis.call('SET', KEYS[1], id) end "
+	"redis.call('PUBLISH', KEYS[2], id .. ':' .. ARGV[1]) "
+	"return id";
+/* KEYS: the id counter; ARGV: a node's last id of the topic. */
+static const char RAISE_SCRIPT[] =
+	"if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+	"redis.call('SET', KEYS[1], ARGV[1]) end return 0";
+
+/* A message of this node waiting for its topic's subscription. */
+struct pending {
+	struct pending *next;
+	enum msg_type type;
+	size_t len;
+	unsigned char data[];
+};
+
+/* A topic this node subscribes to (it has local subscribers). */
+struct rtopic {
+	char *name;
+	bool confirmed;          /* Redis answered its SUBSCRIBE on this link */
+	struct pending *head, **tail;
+};
 
 struct link {
 	struct tag tag;          /* TAG_REDIS */
@@ -52,9 +97,10 @@ static struct {
 	int port;
 	unsigned char node[8];
 	struct link pub, sub;
-	char **topics;           /* topics with local subscribers */
+	struct rtopic *topics;   /* topics with local subscribers */
 	size_t ntopics, cap;
-	uint64_t published, received, skipped_own, local_only, errors, reconnects;
+	size_t pending_bytes;
+	uint64_t published, received, own, local_only, errors, reconnects, waited, id_behind;
 	long long channels;      /* Redis's count in the last (un)subscribe reply */
 	bool lost_logged;
 	size_t max_message;
@@ -139,6 +185,10 @@ static struct link *link_of(const redisAsyncContext *ac)
 	return ac == RD.pub.ac ? &RD.pub : ac == RD.sub.ac ? &RD.sub : NULL;
 }
 
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv);
+static void flush_pending(struct rtopic *rt);
+static void raise_counter(const char *topic);
+
 static void lost(struct link *l, const char *why)
 {
 	l->connected = false;
@@ -147,9 +197,12 @@ static void lost(struct link *l, const char *why)
 		logmsg("redis %s:%d: %s (%s link): local delivery goes on; reconnecting every "
 		       "second", RD.host, RD.port, why, l->what);
 	RD.lost_logged = true;
+	if (l == &RD.sub)
+		for (size_t i = 0; i < RD.ntopics; i++) {
+			RD.topics[i].confirmed = false;
+			flush_pending(&RD.topics[i]); /* nothing brings them back now */
+		}
 }
-
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv);
 
 static void subscribe_all(void)
 {
@@ -167,7 +220,7 @@ static void subscribe_all(void)
 		argv[0] = "SUBSCRIBE";
 		lens[0] = 9;
 		for (i = 0; i < n; i++) {
-			snprintf(names[i], sizeof(names[i]), CHANNEL_PREFIX "%s", RD.topics[i]);
+			snprintf(names[i], sizeof(names[i]), CHANNEL_PREFIX "%s", RD.topics[i].name);
 			argv[i + 1] = names[i];
 			lens[i + 1] = strlen(names[i]);
 		}
@@ -189,6 +242,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		return; /* hiredis frees the context */
 	}
 	l->connected = true;
+	if (l == &RD.sub) /* a new connection: nothing is subscribed on it yet */
+		for (size_t i = 0; i < RD.ntopics; i++)
+			RD.topics[i].confirmed = false;
+	else /* a restarted Redis has lost the counters */
+		for (size_t i = 0; i < RD.ntopics; i++)
+			raise_counter(RD.topics[i].name);
 	if (RD.pub.connected && RD.sub.connected) {
 		logmsg("redis %s:%d: connected; subscribing to %zu topic%s", RD.host, RD.port,
 		       RD.ntopics, RD.ntopics == 1 ? "" : "s");
@@ -244,6 +303,14 @@ void redis_tick(uint64_t now)
 
 /* ---- messages ------------------------------------------------------------- */
 
+static struct rtopic *rtopic_find(const char *topic)
+{
+	for (size_t i = 0; i < RD.ntopics; i++)
+		if (!strcmp(RD.topics[i].name, topic))
+			return &RD.topics[i];
+	return NULL;
+}
+
 static void on_pub_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -252,8 +319,91 @@ static void on_pub_reply(redisAsyncContext *ac, void *r, void *priv)
 	(void)priv;
 	if (reply && reply->type == REDIS_REPLY_ERROR) {
 		RD.errors++;
-		logmsg("redis PUBLISH: %s", reply->str);
+		logmsg("redis publish script: %s", reply->str);
 	}
+}
+
+/* PUBLISH_SCRIPT for one message. 0, or -1 if hiredis did not take it. */
+static int send_publish(const char *topic, enum msg_type type, const void *data, size_t len)
+{
+	char chan[PREFIX_LEN + 130], key[sizeof(ID_PREFIX) + 130], floor[24];
+	unsigned char *body = malloc(HDR_LEN + len);
+	int ok;
+
+	if (!body) {
+		RD.errors++;
+		return -1;
+	}
+	memcpy(body, RD.node, 8);
+	body[8] = type == MSG_TEXT ? 't' : 'b';
+	if (len)
+		memcpy(body + HDR_LEN, data, len);
+	snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%s", topic);
+	snprintf(key, sizeof(key), ID_PREFIX "%s", topic);
+	snprintf(floor, sizeof(floor), "%llu", (unsigned long long)topic_last_id(topic));
+	/* %b: binary-safe; hiredis copies the command into its buffer */
+	ok = redisAsyncCommand(RD.pub.ac, on_pub_reply, NULL, "EVAL %s 2 %s %s %b %s",
+			       PUBLISH_SCRIPT, key, chan, body, HDR_LEN + len, floor) == REDIS_OK;
+	free(body);
+	if (!ok) {
+		RD.errors++;
+		return -1;
+	}
+	RD.published++;
+	return 0;
+}
+
+/* The messages that waited for rt's subscription: published if it is
+ * confirmed (they come back), else published if possible and delivered. */
+static void flush_pending(struct rtopic *rt)
+{
+	while (rt->head) {
+		struct pending *p = rt->head;
+		struct iovec iov = { p->data, p->len };
+		bool back = RD.pub.connected && RD.sub.connected && rt->confirmed;
+
+		rt->head = p->next;
+		RD.pending_bytes -= p->len;
+		if (RD.pub.connected ? send_publish(rt->name, p->type, p->data, p->len) < 0 || !back
+				     : (RD.local_only++, true))
+			topic_publish(rt->name, &iov, 1, p->type);
+		free(p);
+	}
+	rt->tail = &rt->head;
+}
+
+/* Raise the topic's counter in Redis to the last id this node delivered
+ * (a restarted Redis starts from nothing). */
+static void raise_counter(const char *topic)
+{
+	char key[sizeof(ID_PREFIX) + 130], last[24];
+	uint64_t id = topic_last_id(topic);
+
+	if (!RD.pub.connected || !id)
+		return;
+	snprintf(key, sizeof(key), ID_PREFIX "%s", topic);
+	snprintf(last, sizeof(last), "%llu", (unsigned long long)id);
+	redisAsyncCommand(RD.pub.ac, on_pub_reply, NULL, "EVAL %s 1 %s %s", RAISE_SCRIPT, key, last);
+}
+
+/* Redis confirmed the SUBSCRIBE of a channel: raise the topic's counter,
+ * then send what waited for it. */
+static void confirmed(const char *chan, size_t len)
+{
+	char topic[130];
+	struct rtopic *rt;
+
+	if (len <= PREFIX_LEN || len - PREFIX_LEN >= sizeof(topic) ||
+	    memcmp(chan, CHANNEL_PREFIX, PREFIX_LEN))
+		return;
+	memcpy(topic, chan + PREFIX_LEN, len - PREFIX_LEN);
+	topic[len - PREFIX_LEN] = 0;
+	rt = rtopic_find(topic);
+	if (!rt)
+		return; /* unsubscribed since */
+	rt->confirmed = true;
+	raise_counter(topic);
+	flush_pending(rt);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -262,6 +412,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 	enum msg_type type;
 	struct iovec iov;
 	char topic[130];
+	unsigned long long id = 0;
+	size_t d = 0;
 
 	(void)ac;
 	(void)priv;
@@ -275,89 +427,122 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (strcmp(kind->str, "subscribe") == 0 || strcmp(kind->str, "unsubscribe") == 0) {
 		if (body->type == REDIS_REPLY_INTEGER)
 			RD.channels = body->integer;
+		if (kind->str[0] == 's' && chan->type == REDIS_REPLY_STRING)
+			confirmed(chan->str, chan->len);
 		return;
 	}
 	if (strcmp(kind->str, "message") != 0 || chan->type != REDIS_REPLY_STRING ||
 	    body->type != REDIS_REPLY_STRING || chan->len <= PREFIX_LEN ||
-	    chan->len - PREFIX_LEN >= sizeof(topic) || body->len < HDR_LEN)
+	    chan->len - PREFIX_LEN >= sizeof(topic))
 		return;
-	if (body->len - HDR_LEN > RD.max_message) {
+	/* "ID:" then the message */
+	while (d < body->len && d < ID_DIGITS_MAX && body->str[d] >= '0' && body->str[d] <= '9')
+		id = id * 10 + (unsigned long long)(body->str[d++] - '0');
+	if (d == 0 || d >= body->len || body->str[d] != ':' || body->len - d - 1 < HDR_LEN) {
+		RD.errors++; /* not a message of this version's nodes */
+		return;
+	}
+	d++;
+	if (body->len - d - HDR_LEN > RD.max_message) {
 		RD.too_big++; /* another node with a larger --max-message */
 		return;
 	}
-	if (memcmp(body->str, RD.node, 8) == 0) {
-		RD.skipped_own++; /* delivered locally when it was published */
-		return;
-	}
+	if (memcmp(body->str + d, RD.node, 8) == 0)
+		RD.own++;
 	memcpy(topic, chan->str + PREFIX_LEN, chan->len - PREFIX_LEN);
 	topic[chan->len - PREFIX_LEN] = 0;
-	type = body->str[8] == 't' ? MSG_TEXT : MSG_BINARY;
-	iov.iov_base = body->str + HDR_LEN;
-	iov.iov_len = body->len - HDR_LEN;
+	type = body->str[d + 8] == 't' ? MSG_TEXT : MSG_BINARY;
+	iov.iov_base = body->str + d + HDR_LEN;
+	iov.iov_len = body->len - d - HDR_LEN;
 	RD.received++;
-	if (topic_exists(topic))
-		topic_publish(topic, &iov, 1, type);
+	if (!topic_exists(topic))
+		return;
+	if (id <= topic_last_id(topic))
+		RD.id_behind++; /* the counter went back (a Redis without it): a local id */
+	topic_publish_id(topic, &iov, 1, type, id);
 }
 
-void redis_publish(const char *topic, enum msg_type type, const void *data, size_t len)
+bool redis_publish(const char *topic, enum msg_type type, const void *data, size_t len)
 {
-	char chan[PREFIX_LEN + 130];
-	unsigned char *body;
+	struct rtopic *rt;
+	struct pending *p;
 
 	if (!RD.on)
-		return;
+		return false;
 	if (!RD.pub.connected) {
 		RD.local_only++;
-		return;
+		return false;
 	}
-	body = malloc(HDR_LEN + len);
-	if (!body) {
-		RD.errors++;
-		return;
+	rt = rtopic_find(topic);
+	if (RD.sub.connected && rt && !rt->confirmed && RD.pending_bytes + len <= PENDING_MAX &&
+	    (p = malloc(sizeof(*p) + len)) != NULL) {
+		/* Not subscribed yet: published once Redis will send it back. */
+		p->next = NULL;
+		p->type = type;
+		p->len = len;
+		if (len)
+			memcpy(p->data, data, len);
+		*rt->tail = p;
+		rt->tail = &p->next;
+		RD.pending_bytes += len;
+		RD.waited++;
+		return true;
 	}
-	memcpy(body, RD.node, 8);
-	body[8] = type == MSG_TEXT ? 't' : 'b';
-	if (len)
-		memcpy(body + HDR_LEN, data, len);
-	snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%s", topic);
-	/* %b: binary-safe; hiredis copies the command into its buffer */
-	if (redisAsyncCommand(RD.pub.ac, on_pub_reply, NULL, "PUBLISH %b %b", chan, strlen(chan),
-			      body, HDR_LEN + len) == REDIS_OK)
-		RD.published++;
-	else
-		RD.errors++;
-	free(body);
+	if (send_publish(topic, type, data, len) < 0)
+		return false;
+	/* Subscribed: it comes back in Redis's order.  No local subscribers:
+	 * nothing to deliver here.  Else (the subscribe link is down, or the
+	 * message could not wait) it is delivered here now. */
+	return RD.sub.connected && (!rt || rt->confirmed);
 }
 
 void redis_interest(const char *topic, bool on)
 {
-	size_t i;
+	struct rtopic *rt;
 
 	if (!RD.on)
 		return;
-	for (i = 0; i < RD.ntopics; i++)
-		if (!strcmp(RD.topics[i], topic))
-			break;
-	if (on && i == RD.ntopics) {
+	rt = rtopic_find(topic);
+	if (on && !rt) {
 		if (RD.ntopics == RD.cap) {
 			size_t cap = RD.cap ? RD.cap * 2 : 16;
-			char **nt = realloc(RD.topics, sizeof(*nt) * cap);
+			struct rtopic *nt = realloc(RD.topics, sizeof(*nt) * cap);
 
 			if (!nt)
 				return;
 			RD.topics = nt;
 			RD.cap = cap;
+			for (size_t i = 0; i < RD.ntopics; i++) /* the lists moved */
+				if (!RD.topics[i].head)
+					RD.topics[i].tail = &RD.topics[i].head;
+				else {
+					struct pending *q = RD.topics[i].head;
+
+					while (q->next)
+						q = q->next;
+					RD.topics[i].tail = &q->next;
+				}
 		}
-		RD.topics[RD.ntopics] = strdup(topic);
-		if (!RD.topics[RD.ntopics])
+		rt = &RD.topics[RD.ntopics];
+		rt->name = strdup(topic);
+		if (!rt->name)
 			return;
+		rt->confirmed = false;
+		rt->head = NULL;
+		rt->tail = &rt->head;
 		RD.ntopics++;
 		if (RD.sub.connected)
 			redisAsyncCommand(RD.sub.ac, on_sub_reply, NULL, "SUBSCRIBE " CHANNEL_PREFIX "%s",
 					  topic);
-	} else if (!on && i < RD.ntopics) {
-		free(RD.topics[i]);
+	} else if (!on && rt) {
+		size_t i = (size_t)(rt - RD.topics);
+
+		rt->confirmed = false;
+		flush_pending(rt);
+		free(rt->name);
 		RD.topics[i] = RD.topics[--RD.ntopics];
+		if (i < RD.ntopics)
+			RD.topics[i].tail = RD.topics[i].head ? RD.topics[i].tail : &RD.topics[i].head;
 		if (RD.sub.connected)
 			redisAsyncCommand(RD.sub.ac, on_sub_reply, NULL,
 					  "UNSUBSCRIBE " CHANNEL_PREFIX "%s", topic);
@@ -376,12 +561,14 @@ void redis_stats_json(char *buf, size_t sz, size_t *off)
 		n = snprintf(buf + *off, sz - *off,
 			     "\"redis\":{\"server\":\"%s:%d\",\"connected\":%s,\"topics\":%zu,"
 			     "\"channels\":%lld,\"published\":%llu,\"received\":%llu,"
-			     "\"skipped_own\":%llu,\"local_only\":%llu,\"errors\":%llu,"
+			     "\"own\":%llu,\"waited\":%llu,\"id_behind\":%llu,"
+			     "\"local_only\":%llu,\"errors\":%llu,"
 			     "\"too_big\":%llu,\"connects\":%llu},",
 			     RD.host, RD.port, RD.pub.connected && RD.sub.connected ? "true" : "false",
 			     RD.ntopics, RD.sub.connected ? RD.channels : 0,
 			     (unsigned long long)RD.published, (unsigned long long)RD.received,
-			     (unsigned long long)RD.skipped_own, (unsigned long long)RD.local_only,
+			     (unsigned long long)RD.own, (unsigned long long)RD.waited,
+			     (unsigned long long)RD.id_behind, (unsigned long long)RD.local_only,
 			     (unsigned long long)RD.errors, (unsigned long long)RD.too_big,
 			     (unsigned long long)RD.reconnects);
 	if (n > 0)
@@ -424,8 +611,15 @@ void redis_destroy(void)
 		redisAsyncFree(RD.pub.ac);
 	if (RD.sub.ac)
 		redisAsyncFree(RD.sub.ac);
-	for (size_t i = 0; i < RD.ntopics; i++)
-		free(RD.topics[i]);
+	for (size_t i = 0; i < RD.ntopics; i++) {
+		while (RD.topics[i].head) {
+			struct pending *p = RD.topics[i].head;
+
+			RD.topics[i].head = p->next;
+			free(p);
+		}
+		free(RD.topics[i].name);
+	}
 	free(RD.topics);
 	RD.on = false;
 }

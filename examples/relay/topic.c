@@ -441,7 +441,7 @@ static void hist_add(struct topic *t, struct msg *m)
 	}
 }
 
-static int queue_msg(struct topic *t, struct msg *m)
+static int queue_msg(struct topic *t, struct msg *m, uint64_t id)
 {
 	if (t->npending == t->cappending) {
 		size_t cap = t->cappending ? t->cappending * 2 : 16;
@@ -452,7 +452,8 @@ static int queue_msg(struct topic *t, struct msg *m)
 		t->pending = np;
 		t->cappending = cap;
 	}
-	m->seq = ++t->seq;
+	m->seq = id > t->seq ? id : t->seq + 1;
+	t->seq = m->seq;
 	if (m->type == MSG_TEXT && msg_make_sse(m) < 0)
 		return -1;
 	t->pending[t->npending++] = m;
@@ -469,7 +470,8 @@ static int queue_msg(struct topic *t, struct msg *m)
 	return 0;
 }
 
-int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type)
+int topic_publish_id(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type,
+		     uint64_t id)
 {
 	struct topic *t = topic_get(name);
 	struct msg *m;
@@ -477,13 +479,36 @@ int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum ms
 	if (!t)
 		return -ENOSPC;
 	m = msg_new(type, iov, iovcnt);
-	if (!m || queue_msg(t, m) < 0) {
+	if (!m || queue_msg(t, m, id) < 0) {
 		if (m)
 			msg_unref(m);
 		topic_maybe_free(t);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type)
+{
+	return topic_publish_id(name, iov, iovcnt, type, 0);
+}
+
+uint64_t topic_last_id(const char *name)
+{
+	struct topic *t = topic_find(name);
+
+	return t ? t->seq : 0;
+}
+
+/* A message of this node's publishers: through Redis when it brings it
+ * back (so every node delivers in one order), else here. */
+static int publish_own(const char *name, const void *data, size_t len, enum msg_type type)
+{
+	struct iovec iov = { (void *)data, len };
+
+	if (redis_publish(name, type, data, len))
+		return 0;
+	return topic_publish(name, &iov, 1, type);
 }
 
 bool topic_exists(const char *name)
@@ -811,14 +836,10 @@ static void ws_input(struct sub *s, const unsigned char *in, size_t len)
 		case WS_EV_TEXT:
 		case WS_EV_BINARY:
 			if (T.o.client_publish && s->t) {
-				struct iovec iov = { (void *)ev.data, ev.len };
-
 				enum msg_type mt = ev.kind == WS_EV_TEXT ? MSG_TEXT : MSG_BINARY;
 
-				if (topic_publish(s->t->name, &iov, 1, mt) < 0)
+				if (publish_own(s->t->name, ev.data, ev.len, mt) < 0)
 					ws_close_with(s, WS_CLOSE_INTERNAL, false);
-				else
-					redis_publish(s->t->name, mt, ev.data, ev.len);
 			}
 			break;
 		case WS_EV_PING:
@@ -1158,16 +1179,12 @@ static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
 		p->body_len += n;
 		p->left -= n;
 		if (p->left == 0) {
-			struct iovec iov = { p->body, p->body_len };
-
 			if (p->type == MSG_TEXT && !ws_utf8_valid(p->body, p->body_len))
 				pub_answer(p, 400, NULL, 0); /* a text frame must be UTF-8 */
-			else if (topic_publish(p->t->name, &iov, 1, p->type) < 0)
+			else if (publish_own(p->t->name, p->body, p->body_len, p->type) < 0)
 				pub_answer(p, 503, NULL, 0);
-			else {
-				redis_publish(p->t->name, p->type, p->body, p->body_len);
+			else
 				pub_answer(p, 204, in + n, len - n);
-			}
 		}
 		return;
 	}
@@ -1188,10 +1205,7 @@ static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
 		}
 		if (k == HTTP_CHUNK_END || k == HTTP_CHUNK_MORE) {
 			if (p->body_len) {
-				struct iovec iov = { p->body, p->body_len };
-
-				topic_publish(p->t->name, &iov, 1, MSG_BINARY);
-				redis_publish(p->t->name, MSG_BINARY, p->body, p->body_len);
+				publish_own(p->t->name, p->body, p->body_len, MSG_BINARY);
 				p->body_len = 0;
 			}
 			if (k == HTTP_CHUNK_END)
@@ -1200,10 +1214,7 @@ static void pub_data(struct pubconn *p, const unsigned char *in, size_t len)
 		}
 	}
 	if (p->body_len) {
-		struct iovec iov = { p->body, p->body_len };
-
-		topic_publish(p->t->name, &iov, 1, MSG_BINARY);
-		redis_publish(p->t->name, MSG_BINARY, p->body, p->body_len);
+		publish_own(p->t->name, p->body, p->body_len, MSG_BINARY);
 		p->body_len = 0;
 	}
 }
@@ -1236,10 +1247,7 @@ static void pubconn_event(struct pubconn *p, uint32_t events)
 			return;
 		}
 		if (p->raw) {
-			struct iovec iov = { buf, (size_t)r };
-
-			topic_publish(p->t->name, &iov, 1, MSG_BINARY);
-			redis_publish(p->t->name, MSG_BINARY, buf, (size_t)r);
+			publish_own(p->t->name, buf, (size_t)r, MSG_BINARY);
 			continue;
 		}
 		if (p->chunked)

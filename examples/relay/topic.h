@@ -53,8 +53,14 @@ void topic_publisher(const char *name, int fd, const struct http_req *req,
 /* A raw TCP publisher (a further --ingest): each read is one binary message.
  * *busy is cleared when it ends. */
 void topic_raw_publisher(const char *name, int fd, bool *busy);
-/* Queue a message (copied) for the next tick. */
+/* Queue a message (copied) for the next tick, with the topic's next id. */
 int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type);
+/* The same with the id Redis gave it (used if above the topic's last id,
+ * else the next one: a Redis that lost its counter). */
+int topic_publish_id(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type,
+		     uint64_t id);
+/* The id of the topic's last message here (0: none, or no such topic). */
+uint64_t topic_last_id(const char *name);
 bool topic_has_subscribers(const char *name);
 bool topic_exists(const char *name);
 
