@@ -95,8 +95,9 @@ struct phase {
 	uint64_t seq0, published, target;
 	uint64_t delivered, gaps, dups, verify_fail;
 	double t_start, t_pub_end, t_done;
-	double cpu_s;
-	bool sustained;
+	double cpu_s, client_cpu_s;
+	uint64_t delivered_in_time; /* by the verdict: within the grace after publishing */
+	bool ok, sustained;
 	uint32_t hist[HIST_N];
 	uint64_t hist_max;
 };
@@ -107,12 +108,13 @@ static struct {
 	unsigned sizes[MAX_SIZES];
 	double rates[MAX_SIZES];
 	int nsizes, nrates;
-	double seconds, warmup, step_seconds, step_factor, p99_bound_ms, grace_ms;
+	double seconds, warmup, step_seconds, step_factor, p99_bound_ms, grace_ms, drain_s;
 	long count;
 	bool max;
 } O = {
 	.path = "/ws/bench", .subs = 100, .parallel = 256, .seconds = 5, .warmup = 1,
-	.step_seconds = 1.5, .step_factor = 2, .p99_bound_ms = 100, .grace_ms = 1000,
+	.step_seconds = 1.5, .step_factor = 2, .p99_bound_ms = 500, .grace_ms = 2000,
+	.drain_s = 20,
 	.count = -1,
 };
 
@@ -211,6 +213,15 @@ static double hist_pct(const struct phase *p, double q)
 }
 
 /* ---- the server's CPU ------------------------------------------------ */
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 static double server_cpu_s(void)
 {
@@ -641,7 +652,7 @@ static void run_phase(struct phase *p, double seconds, long count, double grace_
 {
 	uint32_t id = (uint32_t)(p - P);
 	double t0, t, deadline;
-	double cpu0 = server_cpu_s();
+	double cpu0 = server_cpu_s(), self0 = self_cpu_s();
 
 	p->seq0 = pub_seq;
 	p->target = count >= 0 ? (uint64_t)count : (uint64_t)(p->rate * seconds + 0.5);
@@ -683,6 +694,10 @@ static void run_phase(struct phase *p, double seconds, long count, double grace_
 		conn_close(&pubc, false);
 	}
 	p->cpu_s = server_cpu_s() - cpu0;
+	p->client_cpu_s = self_cpu_s() - self0;
+	p->delivered_in_time = p->delivered;
+	p->ok = p->published && p->delivered == expected_of(p) && !p->verify_fail && !p->gaps &&
+		!p->dups;
 }
 
 static struct phase *new_phase(const char *kind, unsigned size, double rate)
@@ -699,35 +714,51 @@ static struct phase *new_phase(const char *kind, unsigned size, double rate)
 	return p;
 }
 
-static bool phase_ok(const struct phase *p)
+/* Before a phase: what earlier phases still have on the way arrives first
+ * (a server that fell behind must not charge its backlog to the next one). */
+static bool drained(double timeout_s)
 {
-	return p->published && p->delivered == expected_of(p) && !p->verify_fail && !p->gaps &&
-	       !p->dups;
+	double deadline = now_s() + timeout_s;
+
+	for (;;) {
+		bool all = true;
+
+		for (int i = 0; i < nphases; i++)
+			if (P[i].delivered + P[i].verify_fail < expected_of(&P[i]))
+				all = false;
+		if (all)
+			return true;
+		if (now_s() >= deadline || open_subs == 0)
+			return false;
+		poll_once(5);
+	}
 }
 
 static bool step_sustained(const struct phase *p)
 {
-	return phase_ok(p) && (double)p->published >= 0.95 * (double)p->target &&
+	return p->ok && (double)p->published >= 0.95 * (double)p->target &&
 	       hist_pct(p, 0.99) <= O.p99_bound_ms * 1e6;
 }
 
 static void phase_json(const struct phase *p, bool comma)
 {
 	double pub_s = p->t_pub_end - p->t_start;
-	double dps = pub_s > 0 ? (double)p->delivered / pub_s : 0;
+	double dps = pub_s > 0 ? (double)p->delivered_in_time / pub_s : 0;
 
 	printf("%s{\"kind\":\"%s\",\"size\":%u,\"rate\":%.1f,\"published\":%llu,"
 	       "\"pub_rate\":%.1f,\"expected\":%llu,\"delivered\":%llu,\"gaps\":%llu,\"dups\":%llu,"
 	       "\"verify_fail\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
-	       "\"seconds\":%.3f,\"server_cpu_s\":%.3f,\"deliveries_per_s\":%.0f,"
+	       "\"delivered_in_time\":%llu,\"seconds\":%.3f,\"server_cpu_s\":%.3f,"
+	       "\"client_cpu_s\":%.3f,\"deliveries_per_s\":%.0f,"
 	       "\"deliveries_per_core_s\":%.0f,\"ok\":%s,\"sustained\":%s}",
 	       comma ? "," : "", p->kind, p->size, p->rate, (unsigned long long)p->published,
 	       pub_s > 0 ? (double)p->published / pub_s : 0, (unsigned long long)expected_of(p),
 	       (unsigned long long)p->delivered, (unsigned long long)p->gaps,
 	       (unsigned long long)p->dups, (unsigned long long)p->verify_fail,
 	       hist_pct(p, 0.5) / 1e3, hist_pct(p, 0.99) / 1e3, (double)p->hist_max / 1e3,
-	       p->t_done - p->t_start, p->cpu_s, dps,
-	       p->cpu_s > 0 ? (double)p->delivered / p->cpu_s : 0, phase_ok(p) ? "true" : "false",
+	       (unsigned long long)p->delivered_in_time, p->t_done - p->t_start, p->cpu_s,
+	       p->client_cpu_s, dps,
+	       p->cpu_s > 0 ? (double)p->delivered_in_time / p->cpu_s : 0, p->ok ? "true" : "false",
 	       p->sustained ? "true" : "false");
 }
 
@@ -885,12 +916,14 @@ int wsload_main(int argc, char **argv)
 		double rate = O.rates[si];
 		struct phase *p;
 
+		if (!drained(O.drain_s))
+			break;
 		if (O.warmup > 0 && (p = new_phase("warmup", size, rate)))
 			run_phase(p, O.warmup, -1, O.grace_ms / 1e3);
-		if ((p = new_phase("fixed", size, rate))) {
+		if (drained(O.drain_s) && (p = new_phase("fixed", size, rate))) {
 			run_phase(p, O.seconds, O.count, O.count >= 0 ? 60 : O.grace_ms / 1e3);
 			p->sustained = step_sustained(p);
-			if (!phase_ok(p))
+			if (!p->ok)
 				status = 1;
 		}
 		if (O.max) {
@@ -898,7 +931,7 @@ int wsload_main(int argc, char **argv)
 			int bisect = 0;
 
 			for (int step = 0; step < 24 && pubc.st == C_OPEN; step++) {
-				if (!(p = new_phase("step", size, r)))
+				if (!drained(O.drain_s) || !(p = new_phase("step", size, r)))
 					break;
 				run_phase(p, O.step_seconds, -1, O.grace_ms / 1e3);
 				p->sustained = step_sustained(p);
@@ -914,9 +947,6 @@ int wsload_main(int argc, char **argv)
 				} else {
 					r *= O.step_factor;
 				}
-				/* a slow server's backlog must not spill into the next step */
-				while (now_s() < p->t_done + 0.2)
-					poll_once(10);
 			}
 		}
 	}
