@@ -6,7 +6,7 @@
  *   ws --to HOST:PORT [--path /ws/TOPIC] [--subs N] [--sizes 64,1024,16384]
  *      [--rates 100,100,20] [--seconds S] [--warmup S] [--count N] [--max]
  *      [--step-seconds S] [--step-factor F] [--p99-bound-ms MS] [--grace-ms MS]
- *      [--server-pid PID] [--parallel N]
+ *      [--server-pid PID] [--parallel N] [--inject-corrupt N]
  *
  * N subscribers and one publisher, all WebSocket clients of PATH on one
  * epoll (RFC 6455 handshake with the Sec-WebSocket-Accept check; the
@@ -32,6 +32,10 @@
  * enough).  Each phase reports the server's CPU (utime+stime of
  * /proc/PID/stat with --server-pid) from the step's start until its last
  * delivery, and deliveries per CPU-second of the server.
+ *
+ * --inject-corrupt N (the client's own test) flips a bit in the last byte of
+ * one message in N: each subscriber must count it as a verification failure
+ * and, since it does not count as received, the next one as a gap of one.
  *
  * Prints one JSON object.  Exit status 0 iff every subscriber connected and
  * every non-warm-up fixed-rate phase delivered everything, verified.
@@ -110,6 +114,7 @@ static struct {
 	int nsizes, nrates;
 	double seconds, warmup, step_seconds, step_factor, p99_bound_ms, grace_ms, drain_s;
 	long count;
+	long inject; /* the client's own test: corrupt one message in N */
 	bool max;
 } O = {
 	.path = "/ws/bench", .subs = 100, .parallel = 256, .seconds = 5, .warmup = 1,
@@ -594,6 +599,8 @@ static bool pub_compose(unsigned size, uint32_t phase)
 	put32(f + 16, size);
 	put32(f + 20, phase);
 	memcpy(f + MSG_HDR, pat + pub_seq % PAT_PERIOD, size - MSG_HDR);
+	if (O.inject > 0 && pub_seq % (uint64_t)O.inject == (uint64_t)O.inject / 2)
+		f[size - 1] ^= 0x20;
 	{
 		uint64_t m8;
 		size_t i = 0;
@@ -799,7 +806,8 @@ int wsload_main(int argc, char **argv)
 		{ "p99-bound-ms", required_argument, NULL, 'B' },
 		{ "grace-ms", required_argument, NULL, 'G' },
 		{ "server-pid", required_argument, NULL, 'P' },
-		{ "parallel", required_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+		{ "parallel", required_argument, NULL, 'j' },
+		{ "inject-corrupt", required_argument, NULL, 'I' }, { NULL, 0, NULL, 0 },
 	};
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -834,6 +842,7 @@ int wsload_main(int argc, char **argv)
 		case 'G': O.grace_ms = atof(optarg); break;
 		case 'P': O.server_pid = atoi(optarg); break;
 		case 'j': O.parallel = atoi(optarg); break;
+		case 'I': O.inject = atol(optarg); break;
 		default: usage(); return 2;
 		}
 	}
@@ -921,7 +930,7 @@ int wsload_main(int argc, char **argv)
 		if (O.warmup > 0 && (p = new_phase("warmup", size, rate)))
 			run_phase(p, O.warmup, -1, O.grace_ms / 1e3);
 		if (drained(O.drain_s) && (p = new_phase("fixed", size, rate))) {
-			run_phase(p, O.seconds, O.count, O.count >= 0 ? 60 : O.grace_ms / 1e3);
+			run_phase(p, O.seconds, O.count, O.grace_ms / 1e3 * (O.count >= 0 ? 30 : 1));
 			p->sustained = step_sustained(p);
 			if (!p->ok)
 				status = 1;

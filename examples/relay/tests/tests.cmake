@@ -40,6 +40,10 @@ foreach(t fanout churn topics)
   _relay_add_test(relay_${t}_default_threads2 ${t} default 2)
 endforeach()
 
+# The benchmark's WebSocket load client (loadgen ws) and Node server.
+set(_relay_timeout_wsload 180)
+_relay_add_test(relay_wsload_default wsload default 1)
+
 # Pure logic of the parsers (CMocka).
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 add_executable(unit_relay_proto ${CMAKE_CURRENT_SOURCE_DIR}/tests/unit_relay_proto.c
