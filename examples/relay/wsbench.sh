@@ -17,7 +17,9 @@
 #     --rates-10000 5,5,2       ... 10000 subscribers (any count: --rates-N)
 #     --seconds 4               fixed-rate phase
 #     --step-seconds 1.5        max-rate search steps (rate x2, then 2 bisections)
-#     --p99-bound-ms 500        a step is sustained if its p99 is within this
+#     --p99-bound-1000 500      a step is sustained if its p99 is within this (ms),
+#     --p99-bound-10000 1500    ... per subscriber count (one broadcast to 10k
+#                               sockets takes ~0.1-0.2 s of a core by itself)
 #     --repeat 3
 #     --uws-src DIR             DIR/uWebSockets and DIR/uSockets: checkouts of
 #                               uNetworking/uWebSockets and uNetworking/uSockets
@@ -30,9 +32,9 @@ set -u
 BUILD=${1:?usage: wsbench.sh BUILD_DIR [options]}; shift
 HERE=$(cd "$(dirname "$0")" && pwd)
 SERVERS="relay-default relay-userland node uws"
-SUBS="1000 10000"; SIZES=64,1024,16384; SECS=4; STEP=1.5; BOUND=500; REPEAT=3
+SUBS="1000 10000"; SIZES=64,1024,16384; SECS=4; STEP=1.5; REPEAT=3
 UWS_SRC=${UWS_SRC:-}; OUT=
-declare -A RATES=([1000]=50,50,20 [10000]=5,5,2)
+declare -A RATES=([1000]=50,50,20 [10000]=5,5,2) BOUNDS=([1000]=500 [10000]=1500)
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--servers) SERVERS=$2; shift 2 ;;
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
 	--rates-*) RATES[${1#--rates-}]=$2; shift 2 ;;
 	--seconds) SECS=$2; shift 2 ;;
 	--step-seconds) STEP=$2; shift 2 ;;
-	--p99-bound-ms) BOUND=$2; shift 2 ;;
+	--p99-bound-*) BOUNDS[${1#--p99-bound-}]=$2; shift 2 ;;
 	--repeat) REPEAT=$2; shift 2 ;;
 	--uws-src) UWS_SRC=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
@@ -114,14 +116,14 @@ case " $SERVERS " in *" uws "*) build_uws || exit 1 ;; esac
 
 for rep in $(seq "$REPEAT"); do
 	for n in $SUBS; do
-		rates=${RATES[$n]:-${RATES[1000]}}
+		rates=${RATES[$n]:-${RATES[1000]}}; bound=${BOUNDS[$n]:-${BOUNDS[1000]}}
 		for srv in $SERVERS; do
 			start_server "$srv" || continue
 			f=$OUT/r$rep-$n-$srv.json
 			echo "# rep $rep, $n subscribers, $srv (port $PORT, pid $SPID), load $(cut -d' ' -f1 /proc/loadavg)" >&2
 			taskset -c 1 "$LOADGEN" ws --to "127.0.0.1:$PORT" --path /ws/bench --subs "$n" \
 				--sizes "$SIZES" --rates "$rates" --seconds "$SECS" --max \
-				--step-seconds "$STEP" --p99-bound-ms "$BOUND" --server-pid "$SPID" >"$f" ||
+				--step-seconds "$STEP" --p99-bound-ms "$bound" --server-pid "$SPID" >"$f" ||
 				echo "# rep $rep $n $srv: the load client reported a failure (exit $?)" >&2
 			kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 			sleep 1 # TIME_WAIT and the listen socket gone

@@ -22,12 +22,16 @@
  *
  * For each size: a warm-up phase, then a fixed-rate phase (--seconds at the
  * size's --rates entry, or exactly --count messages), then with --max a
- * search for the highest rate the server sustains: steps of --step-seconds,
- * the rate times --step-factor each step; after the first step that fails,
- * two bisection steps between the last good and the first bad rate.
- * A step is sustained when, within --grace-ms after its last message was
+ * search for the highest rate the server sustains: steps of --step-seconds
+ * (at least 8 messages), from the fixed rate, the rate times --step-factor
+ * each step; after the first step that fails, two bisection steps (geometric
+ * mean) between the last good and the first bad rate (or, if the first step
+ * fails, one step at the rate / --step-factor).
+ * Before each phase, whatever earlier phases still have on the way must
+ * arrive (up to 20 s), so a server's backlog is not charged to the next step.
+ * A step is sustained when, within --grace-ms (2000) after its last message was
  * published, every subscriber got every message of the step, nothing failed
- * verification, its p99 latency is at most --p99-bound-ms, and the publisher
+ * verification, its p99 latency is at most --p99-bound-ms (500), and the publisher
  * wrote at least 95% of the step's messages (the server reads it fast
  * enough).  Each phase reports the server's CPU (utime+stime of
  * /proc/PID/stat with --server-pid) from the step's start until its last
@@ -56,6 +60,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +77,7 @@
 #define MAX_PHASES 128
 #define MAX_SIZES 8
 #define RBUF (256 * 1024)
+#define MIN_MESSAGES 8
 #define PUB_HIGH (1u << 20) /* stop composing while this much is unsent */
 
 enum cstate { C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED };
@@ -662,6 +668,9 @@ static void run_phase(struct phase *p, double seconds, long count, double grace_
 	double cpu0 = server_cpu_s(), self0 = self_cpu_s();
 
 	p->seq0 = pub_seq;
+	/* a time-bound phase has at least MIN_MESSAGES: a rate needs some */
+	if (count < 0 && p->rate * seconds < MIN_MESSAGES)
+		seconds = MIN_MESSAGES / p->rate;
 	p->target = count >= 0 ? (uint64_t)count : (uint64_t)(p->rate * seconds + 0.5);
 	if (p->target < 1)
 		p->target = 1;
@@ -749,7 +758,9 @@ static bool step_sustained(const struct phase *p)
 
 static void phase_json(const struct phase *p, bool comma)
 {
-	double pub_s = p->t_pub_end - p->t_start;
+	/* the n messages of a phase span (n - 1) / rate, then the last one's flush */
+	double span = p->rate > 0 ? (double)p->target / p->rate : 0;
+	double pub_s = p->t_pub_end - p->t_start > span ? p->t_pub_end - p->t_start : span;
 	double dps = pub_s > 0 ? (double)p->delivered_in_time / pub_s : 0;
 
 	printf("%s{\"kind\":\"%s\",\"size\":%u,\"rate\":%.1f,\"published\":%llu,"
@@ -952,7 +963,9 @@ int wsload_main(int argc, char **argv)
 					if (bisect++ == 2)
 						break;
 					/* between the last good and the first bad rate */
-					r = good ? (good + bad) / 2 : bad / O.step_factor;
+					r = good ? sqrt(good * bad) : bad / O.step_factor;
+					if (r < rate / O.step_factor * 0.999)
+						break; /* not below the fixed rate's step down */
 				} else {
 					r *= O.step_factor;
 				}
