@@ -131,4 +131,4 @@ for rep in $(seq "$REPEAT"); do
 	done
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt" >&2
-/usr/bin/python3 "$HERE/bench/wsbench_table.py" "$OUT" | tee "$OUT/table.md"
+/usr/bin/python3 "$HERE/bench/wsbench_table.py" "$OUT" "$OUT/phases.csv" | tee "$OUT/table.md"

@@ -9,6 +9,11 @@ import statistics
 import sys
 
 out = sys.argv[1]
+csv = open(sys.argv[2], "w") if len(sys.argv) > 2 else None  # every phase of every run
+if csv:
+    csv.write("rep,subscribers,server,kind,size,rate,published,pub_rate,expected,delivered_in_time,"
+              "gaps,dups,verify_fail,p50_us,p99_us,seconds,server_cpu_s,client_cpu_s,"
+              "deliveries_per_core_s,ok,sustained\n")
 runs = {}  # (subs, server) -> [json]
 for f in sorted(glob.glob(os.path.join(out, "r*-*-*.json"))):
     m = re.match(r"r(\d+)-(\d+)-(.+)\.json$", os.path.basename(f))
@@ -17,6 +22,12 @@ for f in sorted(glob.glob(os.path.join(out, "r*-*-*.json"))):
     except (ValueError, OSError):
         j = None
     runs.setdefault((int(m.group(2)), m.group(3)), []).append(j)
+    for p in (j or {}).get("phases", []) if csv else []:
+        csv.write(",".join(str(x) for x in [m.group(1), m.group(2), m.group(3)] + [
+            p[k] for k in ("kind", "size", "rate", "published", "pub_rate", "expected",
+                           "delivered_in_time", "gaps", "dups", "verify_fail", "p50_us", "p99_us",
+                           "seconds", "server_cpu_s", "client_cpu_s", "deliveries_per_core_s",
+                           "ok", "sustained")]) + "\n")
 
 ORDER = ["relay-default", "relay-userland", "uws", "node"]
 
