@@ -973,7 +973,22 @@ int wsload_main(int argc, char **argv)
 		}
 	}
 
-	printf("{\"to\":\"%s\",\"path\":\"%s\",\"subs\":%d,\"connected\":%d,\"closed\":%d,"
+	{
+		/* for a run that stopped early: who is still short of what was published */
+		int lagging = 0;
+		uint64_t least = pub_seq;
+
+		for (i = 0; i < O.subs; i++)
+			if (subs[i].st == C_OPEN && subs[i].next_seq < pub_seq) {
+				lagging++;
+				if (subs[i].next_seq < least)
+					least = subs[i].next_seq;
+			}
+		printf("{\"publisher_open\":%s,\"published_total\":%llu,\"lagging_subs\":%d,"
+		       "\"least_next_seq\":%llu,", pubc.st == C_OPEN ? "true" : "false",
+		       (unsigned long long)pub_seq, lagging, (unsigned long long)least);
+	}
+	printf("\"to\":\"%s\",\"path\":\"%s\",\"subs\":%d,\"connected\":%d,\"closed\":%d,"
 	       "\"failed_handshakes\":%d,\"connect_s\":%.3f,\"control_frames\":%llu,"
 	       "\"publish\":\"websocket\",\"p99_bound_ms\":%.1f,\"phases\":[",
 	       O.to, O.path, O.subs, open_subs, closed_subs, failed_hs, t_ready - t_conn,
