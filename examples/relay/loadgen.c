@@ -14,6 +14,9 @@
  *       A viewer that never reads; exits 0 when the relay drops it.
  *   reset --to ADDR:PORT [--after N]
  *       A viewer that reads N bytes, then resets its connection.
+ *   ws --to ADDR:PORT [--path /ws/TOPIC] [--subs N] ...
+ *       WebSocket subscribers and a publisher on one epoll, verifying every
+ *       message and timing it (wsload.c).
  *
  * The pattern stream is a sequence of 188-byte packets: 0x47, the packet
  * index (64-bit little endian), then 179 bytes of a fixed table rotated by
@@ -42,6 +45,7 @@
 
 #include "clock.h"
 #include "nofile.h"
+#include "wsload.h"
 
 #define PKT 188
 #define HDR 9
@@ -654,13 +658,15 @@ int main(int argc, char **argv)
 	const char *cmd;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s publish|view|stall|reset --to ADDR:PORT [options]\n",
+		fprintf(stderr, "usage: %s publish|view|stall|reset|ws --to ADDR:PORT [options]\n",
 			argv[0]);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	init_table();
 	cmd = argv[1];
+	if (!strcmp(cmd, "ws")) /* its own options: wsload.c */
+		return wsload_main(argc - 1, argv + 1);
+	init_table();
 	optind = 2;
 	parse(argc, argv);
 	if (!strcmp(cmd, "publish"))

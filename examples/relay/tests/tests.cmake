@@ -54,6 +54,9 @@ set_property(TEST relay_browser_default APPEND PROPERTY ENVIRONMENT
 _relay_add_test(relay_browser_kernel browser kernel 1)
 set_property(TEST relay_browser_kernel APPEND PROPERTY ENVIRONMENT
   "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots/kernel")
+# The benchmark's WebSocket load client (loadgen ws) and Node server.
+set(_relay_timeout_wsload 180)
+_relay_add_test(relay_wsload_default wsload default 1)
 
 # Pure logic of the parsers (CMocka).
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
