@@ -28,7 +28,9 @@
  * mean) between the last good and the first bad rate (or, if the first step
  * fails, one step at the rate / --step-factor).
  * Before each phase, whatever earlier phases still have on the way must
- * arrive (up to 20 s), so a server's backlog is not charged to the next step.
+ * arrive (up to 20 s), so a server's backlog is not charged to the next step;
+ * if they do not, stderr says where they are (unread in a subscriber's
+ * socket, mid-frame in this client, or never sent by the server).
  * A step is sustained when, within --grace-ms (2000) after its last message was
  * published, every subscriber got every message of the step, nothing failed
  * verification, its p99 latency is at most --p99-bound-ms (500), and the publisher
@@ -58,6 +60,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <math.h>
@@ -730,6 +734,43 @@ static struct phase *new_phase(const char *kind, unsigned size, double rate)
 	return p;
 }
 
+/* Where the missing messages are when a drain times out: unread in a
+ * subscriber's socket (this client), mid-frame here, or not sent at all (the
+ * server, or the publisher's own socket). */
+static void drain_report(void)
+{
+	int lagging = 0, unread = 0, midframe = 0, shown = 0;
+	int pub_inq = 0, pub_outq = 0;
+
+	if (pubc.st != C_CLOSED) {
+		ioctl(pubc.fd, SIOCINQ, &pub_inq);
+		ioctl(pubc.fd, SIOCOUTQ, &pub_outq);
+	}
+	for (int i = 0; i < O.subs; i++) {
+		struct conn *c = &subs[i];
+		int inq = 0;
+
+		if (c->st != C_OPEN || c->next_seq >= pub_seq)
+			continue;
+		lagging++;
+		ioctl(c->fd, SIOCINQ, &inq);
+		if (inq)
+			unread++;
+		if (c->hlen || c->pgot)
+			midframe++;
+		if (shown++ < 5)
+			fprintf(stderr, "wsload: sub %d fd %d next_seq %llu of %llu, unread %d, "
+				"hdr %u/%u, payload %llu/%llu\n", i, c->fd,
+				(unsigned long long)c->next_seq, (unsigned long long)pub_seq, inq,
+				c->hlen, c->hneed, (unsigned long long)c->pgot,
+				(unsigned long long)c->plen);
+	}
+	fprintf(stderr, "wsload: drain timed out: %d subscribers short, %d with unread bytes, "
+		"%d mid-frame; publisher %s, unsent here %zu, its socket: %d unread, %d unacked/unsent\n",
+		lagging, unread, midframe, pubc.st == C_OPEN ? "open" : "closed", pub_len - pub_off,
+		pub_inq, pub_outq);
+}
+
 /* Before a phase: what earlier phases still have on the way arrives first
  * (a server that fell behind must not charge its backlog to the next one). */
 static bool drained(double timeout_s)
@@ -744,8 +785,10 @@ static bool drained(double timeout_s)
 				all = false;
 		if (all)
 			return true;
-		if (now_s() >= deadline || open_subs == 0)
+		if (now_s() >= deadline || open_subs == 0) {
+			drain_report();
 			return false;
+		}
 		poll_once(5);
 	}
 }
