@@ -30,7 +30,9 @@
  * Before each phase, whatever earlier phases still have on the way must
  * arrive (up to 20 s), so a server's backlog is not charged to the next step;
  * if they do not, stderr says where they are (unread in a subscriber's
- * socket, mid-frame in this client, or never sent by the server).
+ * socket, mid-frame in this client, or never sent by the server).  The same
+ * wait follows the last phase; "drained" in the JSON says whether it ended
+ * with every subscriber holding every message.
  * A step is sustained when, within --grace-ms (2000) after its last message was
  * published, every subscriber got every message of the step, nothing failed
  * verification, its p99 latency is at most --p99-bound-ms (500), and the publisher
@@ -756,7 +758,7 @@ static void drain_report(void)
 		ioctl(c->fd, SIOCINQ, &inq);
 		if (inq)
 			unread++;
-		if (c->hlen || c->pgot)
+		if (c->hlen) /* 0 between frames (pgot keeps the last frame's) */
 			midframe++;
 		if (shown++ < 5)
 			fprintf(stderr, "wsload: sub %d fd %d next_seq %llu of %llu, unread %d, "
@@ -867,7 +869,7 @@ int wsload_main(int argc, char **argv)
 	socklen_t sl;
 	double sizes_d[MAX_SIZES] = { 1024 };
 	int opt, started = 0, pending, i, status = 0;
-	bool first = true;
+	bool first = true, drained_end;
 	double t_conn, t_ready;
 
 	O.nsizes = 1;
@@ -1016,6 +1018,9 @@ int wsload_main(int argc, char **argv)
 		}
 	}
 
+	/* the last phase has no next one to wait for it: what it still has on the
+	 * way arrives first, so lagging_subs counts messages held, not late ones */
+	drained_end = drained(O.drain_s);
 	{
 		/* for a run that stopped early: who is still short of what was published */
 		int lagging = 0;
@@ -1027,8 +1032,9 @@ int wsload_main(int argc, char **argv)
 				if (subs[i].next_seq < least)
 					least = subs[i].next_seq;
 			}
-		printf("{\"publisher_open\":%s,\"published_total\":%llu,\"lagging_subs\":%d,"
-		       "\"least_next_seq\":%llu,", pubc.st == C_OPEN ? "true" : "false",
+		printf("{\"drained\":%s,\"publisher_open\":%s,\"published_total\":%llu,\"lagging_subs\":%d,"
+		       "\"least_next_seq\":%llu,", drained_end ? "true" : "false",
+		       pubc.st == C_OPEN ? "true" : "false",
 		       (unsigned long long)pub_seq, lagging, (unsigned long long)least);
 	}
 	printf("\"to\":\"%s\",\"path\":\"%s\",\"subs\":%d,\"connected\":%d,\"closed\":%d,"
