@@ -1065,11 +1065,14 @@ static void fan_batch(struct topic *t, enum sub_kind k, struct msg **ms, size_t 
 			T.tot.deliveries++;
 			t->deliveries++;
 		}
-		become_behind(s);
 		for (size_t q = i; q < nm; q++)
 			if (msg_size(ms[q], k))
 				bl_push(s, ms[q]);
 		s->bl_off = r;
+		/* after the pushes: its epoll interest (EPOLLOUT) follows the
+		 * backlog it has now, or nothing writes the rest until it is
+		 * dropped */
+		become_behind(s);
 		if (s->bl_bytes > T.o.max_backlog)
 			sub_drop(s);
 	}

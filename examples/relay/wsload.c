@@ -28,7 +28,11 @@
  * mean) between the last good and the first bad rate (or, if the first step
  * fails, one step at the rate / --step-factor).
  * Before each phase, whatever earlier phases still have on the way must
- * arrive (up to 20 s), so a server's backlog is not charged to the next step.
+ * arrive (up to 20 s), so a server's backlog is not charged to the next step;
+ * if they do not, stderr says where they are (unread in a subscriber's
+ * socket, mid-frame in this client, or never sent by the server).  The same
+ * wait follows the last phase; "drained" in the JSON says whether it ended
+ * with every subscriber holding every message.
  * A step is sustained when, within --grace-ms (2000) after its last message was
  * published, every subscriber got every message of the step, nothing failed
  * verification, its p99 latency is at most --p99-bound-ms (500), and the publisher
@@ -58,6 +62,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <math.h>
@@ -730,6 +736,43 @@ static struct phase *new_phase(const char *kind, unsigned size, double rate)
 	return p;
 }
 
+/* Where the missing messages are when a drain times out: unread in a
+ * subscriber's socket (this client), mid-frame here, or not sent at all (the
+ * server, or the publisher's own socket). */
+static void drain_report(void)
+{
+	int lagging = 0, unread = 0, midframe = 0, shown = 0;
+	int pub_inq = 0, pub_outq = 0;
+
+	if (pubc.st != C_CLOSED) {
+		ioctl(pubc.fd, SIOCINQ, &pub_inq);
+		ioctl(pubc.fd, SIOCOUTQ, &pub_outq);
+	}
+	for (int i = 0; i < O.subs; i++) {
+		struct conn *c = &subs[i];
+		int inq = 0;
+
+		if (c->st != C_OPEN || c->next_seq >= pub_seq)
+			continue;
+		lagging++;
+		ioctl(c->fd, SIOCINQ, &inq);
+		if (inq)
+			unread++;
+		if (c->hlen) /* 0 between frames (pgot keeps the last frame's) */
+			midframe++;
+		if (shown++ < 5)
+			fprintf(stderr, "wsload: sub %d fd %d next_seq %llu of %llu, unread %d, "
+				"hdr %u/%u, payload %llu/%llu\n", i, c->fd,
+				(unsigned long long)c->next_seq, (unsigned long long)pub_seq, inq,
+				c->hlen, c->hneed, (unsigned long long)c->pgot,
+				(unsigned long long)c->plen);
+	}
+	fprintf(stderr, "wsload: drain timed out: %d subscribers short, %d with unread bytes, "
+		"%d mid-frame; publisher %s, unsent here %zu, its socket: %d unread, %d unacked/unsent\n",
+		lagging, unread, midframe, pubc.st == C_OPEN ? "open" : "closed", pub_len - pub_off,
+		pub_inq, pub_outq);
+}
+
 /* Before a phase: what earlier phases still have on the way arrives first
  * (a server that fell behind must not charge its backlog to the next one). */
 static bool drained(double timeout_s)
@@ -744,8 +787,10 @@ static bool drained(double timeout_s)
 				all = false;
 		if (all)
 			return true;
-		if (now_s() >= deadline || open_subs == 0)
+		if (now_s() >= deadline || open_subs == 0) {
+			drain_report();
 			return false;
+		}
 		poll_once(5);
 	}
 }
@@ -824,7 +869,7 @@ int wsload_main(int argc, char **argv)
 	socklen_t sl;
 	double sizes_d[MAX_SIZES] = { 1024 };
 	int opt, started = 0, pending, i, status = 0;
-	bool first = true;
+	bool first = true, drained_end;
 	double t_conn, t_ready;
 
 	O.nsizes = 1;
@@ -973,6 +1018,9 @@ int wsload_main(int argc, char **argv)
 		}
 	}
 
+	/* the last phase has no next one to wait for it: what it still has on the
+	 * way arrives first, so lagging_subs counts messages held, not late ones */
+	drained_end = drained(O.drain_s);
 	{
 		/* for a run that stopped early: who is still short of what was published */
 		int lagging = 0;
@@ -984,8 +1032,9 @@ int wsload_main(int argc, char **argv)
 				if (subs[i].next_seq < least)
 					least = subs[i].next_seq;
 			}
-		printf("{\"publisher_open\":%s,\"published_total\":%llu,\"lagging_subs\":%d,"
-		       "\"least_next_seq\":%llu,", pubc.st == C_OPEN ? "true" : "false",
+		printf("{\"drained\":%s,\"publisher_open\":%s,\"published_total\":%llu,\"lagging_subs\":%d,"
+		       "\"least_next_seq\":%llu,", drained_end ? "true" : "false",
+		       pubc.st == C_OPEN ? "true" : "false",
 		       (unsigned long long)pub_seq, lagging, (unsigned long long)least);
 	}
 	printf("\"to\":\"%s\",\"path\":\"%s\",\"subs\":%d,\"connected\":%d,\"closed\":%d,"
