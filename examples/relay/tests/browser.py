@@ -20,6 +20,7 @@ on its last line.  Exits 1 if any check fails.
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -175,6 +176,28 @@ def start_chromium(exe, udd):
     raise RuntimeError("chromium wrote no DevToolsActivePort in 60 s")
 
 
+@contextlib.asynccontextmanager
+async def chromium_devtools(exe):
+    """A headless Chromium with a fresh profile, and a DevTools client on it;
+    on leaving, Chromium is waited for (killed if Browser.close was not sent)
+    and its profile removed."""
+    work = tempfile.mkdtemp(prefix="relay-browser-chromium.")
+    udd = os.path.join(work, "profile")
+    os.mkdir(udd)
+    proc, wsurl = start_chromium(exe, udd)
+    log(f"chromium DevTools at {wsurl}")
+    try:
+        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
+            yield DevTools(ws)
+    finally:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def http(base, path, data=None, ctype=None):
     req = urllib.request.Request(base + path, data=data, method="POST" if data else "GET")
     if ctype:
@@ -190,16 +213,11 @@ def stats(base):
 async def run(a):
     base = f"http://127.0.0.1:{a.port}"
     m = {}
-    work = tempfile.mkdtemp(prefix="relay-browser-chromium.")
-    udd = os.path.join(work, "profile")
-    os.mkdir(udd)
-    proc, wsurl = start_chromium(a.chromium, udd)
     extra = []
-    try:
-        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
-            dt = DevTools(ws)
+    async with chromium_devtools(a.chromium) as dt:
+        try:
             m["chromium"] = (await dt.send("Browser.getVersion"))["product"]
-            log(f"{m['chromium']} at {wsurl}")
+            log(m["chromium"])
 
             # /watch/VIDEO
             w = await dt.open(f"{base}/watch/{a.video}")
@@ -352,16 +370,10 @@ async def run(a):
                   f"currentTime {m['watch']['t']:.1f} -> {fin['t']:.1f} s, paused {fin['paused']}, "
                   f"{fin['frames']} frames, {fin['dropped']} dropped")
             await dt.send("Browser.close")
-    finally:
-        for p in extra:
-            p.kill()
-            p.wait()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        finally:
+            for p in extra:
+                p.kill()
+                p.wait()
     return m
 
 
@@ -370,37 +382,24 @@ async def run_missing(a):
     which package is missing, and throw no exception for it."""
     base = f"http://127.0.0.1:{a.port}"
     m = {}
-    work = tempfile.mkdtemp(prefix="relay-browser-chromium.")
-    udd = os.path.join(work, "profile")
-    os.mkdir(udd)
-    proc, wsurl = start_chromium(a.chromium, udd)
-    try:
-        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
-            dt = DevTools(ws)
-            for page, pkg in (("watch/tv", "mpegtsjs"), ("messages/chat", "uplot"),
-                              ("dashboard", "uplot")):
-                sid = await dt.open(f"{base}/{page}")
-                text = await dt.until(sid, f"""(() => {{ const e = document.getElementById(
-                    'missing-{pkg}'); return e && e.textContent; }})()""", 10,
-                                      f"the notice on /{page}")
-                m[page] = text
-                check(f"/{page} says the npm package is missing",
-                      bool(text) and "npm package" in text and "quickstart" in text, str(text))
-                probs = dt.problems.get(sid, [])
-                exc = [p for p in probs if p.startswith("exception")]
-                check(f"/{page}: no exception without the package", exc == [], "; ".join(exc))
-                # (a 404 and, for its text/plain body, a refusal to run or apply it)
-                check(f"/{page}: the only errors are about the missing files",
-                      all("/www/lib/" in p for p in probs), "; ".join(probs[:4]))
-            await dt.screenshot(sid, os.path.join(a.out, "dashboard-without-packages.png"))
-            await dt.send("Browser.close")
-    finally:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    async with chromium_devtools(a.chromium) as dt:
+        for page, pkg in (("watch/tv", "mpegtsjs"), ("messages/chat", "uplot"),
+                          ("dashboard", "uplot")):
+            sid = await dt.open(f"{base}/{page}")
+            text = await dt.until(sid, f"""(() => {{ const e = document.getElementById(
+                'missing-{pkg}'); return e && e.textContent; }})()""", 10,
+                                  f"the notice on /{page}")
+            m[page] = text
+            check(f"/{page} says the npm package is missing",
+                  bool(text) and "npm package" in text and "quickstart" in text, str(text))
+            probs = dt.problems.get(sid, [])
+            exc = [p for p in probs if p.startswith("exception")]
+            check(f"/{page}: no exception without the package", exc == [], "; ".join(exc))
+            # (a 404 and, for its text/plain body, a refusal to run or apply it)
+            check(f"/{page}: the only errors are about the missing files",
+                  all("/www/lib/" in p for p in probs), "; ".join(probs[:4]))
+        await dt.screenshot(sid, os.path.join(a.out, "dashboard-without-packages.png"))
+        await dt.send("Browser.close")
     return m
 
 
