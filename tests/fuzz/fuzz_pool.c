@@ -330,6 +330,19 @@ long long pool_collect_deadline(void)
 	return now_ms() + COLLECT_TIMEOUT_MS;
 }
 
+/* Read what the receiver has now (under the drain thread's lock if drained). */
+static void read_now(struct slot *s)
+{
+	int locked = slot_drained(s->kind);
+
+	if (locked)
+		pthread_mutex_lock(&pool_lock);
+	if (s->rx >= 0 && !s->rx_eof)
+		read_available(s, s->rx);
+	if (locked)
+		pthread_mutex_unlock(&pool_lock);
+}
+
 static int slot_is_tcp(enum slot_kind k)
 {
 	return k == S_TCP_BLK || k == S_TCP_BLK_SMALL || k == S_TCP_NB_SMALL || k == S_TCP_NB ||
@@ -345,25 +358,13 @@ static int slot_is_tcp(enum slot_kind k)
  */
 static void collect_tcp_in_flight(struct slot *s, int fd, long long deadline)
 {
-	for (;;) {
-		int unacked = 0, locked = slot_drained(s->kind);
+	int unacked = 0;
 
-		if (ioctl(fd, SIOCOUTQ, &unacked) || unacked == 0 || now_ms() > deadline)
-			break;
-		if (locked)
-			pthread_mutex_lock(&pool_lock);
-		if (s->rx >= 0 && !s->rx_eof)
-			read_available(s, s->rx);
-		if (locked)
-			pthread_mutex_unlock(&pool_lock);
+	while (!ioctl(fd, SIOCOUTQ, &unacked) && unacked > 0 && now_ms() <= deadline) {
+		read_now(s);
 		usleep(200);
 	}
-	if (slot_drained(s->kind))
-		pthread_mutex_lock(&pool_lock);
-	if (s->rx >= 0 && !s->rx_eof)
-		read_available(s, s->rx);
-	if (slot_drained(s->kind))
-		pthread_mutex_unlock(&pool_lock);
+	read_now(s);
 }
 
 void pool_collect(int p, int k, unsigned successes, long long deadline)
@@ -442,11 +443,7 @@ void pool_collect(int p, int k, unsigned successes, long long deadline)
 				break;
 			usleep(100);
 		}
-		/* what may have arrived meanwhile */
-		pthread_mutex_lock(&pool_lock);
-		if (s->rx >= 0 && !s->rx_eof)
-			read_available(s, s->rx);
-		pthread_mutex_unlock(&pool_lock);
+		read_now(s); /* what may have arrived meanwhile */
 		if (slot_is_tcp(s->kind) && !s->tx_closed)
 			collect_tcp_in_flight(s, fd, deadline);
 		return;
@@ -487,14 +484,7 @@ static void empty_receiver(struct slot *s, int fd)
 			die("eventfd read");
 		return;
 	}
-	if (s->rx < 0)
-		return;
-	if (slot_drained(s->kind))
-		pthread_mutex_lock(&pool_lock);
-	if (s->rx >= 0 && !s->rx_eof)
-		read_available(s, s->rx);
-	if (slot_drained(s->kind))
-		pthread_mutex_unlock(&pool_lock);
+	read_now(s);
 }
 
 void pool_restore(void)
