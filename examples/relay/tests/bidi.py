@@ -4,18 +4,16 @@ protocol, no geckodriver), for browser.py: pages are top-level browsing
 contexts on one WebSocket session.  The same driver interface as cdp.py:
 name, version, open(url), eval(page, expr), screenshot(page, path, height),
 problems/notes per page, close()."""
-import asyncio
 import base64
 import contextlib
 import json
 import math
 import os
 import shutil
-import subprocess
-import tempfile
-import time
 
 import websockets
+
+from remote import Channel, browser_session, start_browser
 
 _NUMBERS = {"NaN": math.nan, "-0": -0.0, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -38,31 +36,17 @@ def value(rv):
     return {"type": t}  # a node, window, function...: not data
 
 
-class BiDi:
-    """One WebDriver BiDi session; a page is a browsing context id."""
+class BiDi(Channel):
+    """One WebDriver BiDi session; a page is a browsing context id
+    (problems and notes are kept per context)."""
 
     name = "Firefox"
 
-    def __init__(self, ws):
-        self.ws = ws
-        self.version = None
-        self.next_id = 1
-        self.pending = {}
-        self.problems = {}   # context -> [text]
-        self.notes = {}      # context -> [text] (warnings, for the log)
-        self.reader = asyncio.ensure_future(self._read())
+    def is_reply(self, m):
+        return m.get("type") != "event" and "id" in m
 
-    async def _read(self):
-        async for raw in self.ws:
-            m = json.loads(raw)
-            if m.get("type") == "event":
-                self._event(m["method"], m.get("params", {}))
-            elif "id" in m:
-                fut = self.pending.pop(m["id"], None)
-                if fut and not fut.done():
-                    fut.set_result(m)
-
-    def _event(self, method, p):
+    def on_event(self, m):
+        method, p = m.get("method"), m.get("params", {})
         if method == "log.entryAdded":
             ctx = p.get("source", {}).get("context")
             if p.get("type") == "javascript" and p.get("stackTrace", {}).get("callFrames"):
@@ -89,12 +73,7 @@ class BiDi:
                 f"log error (network): {p.get('errorText')} {p.get('request', {}).get('url')}")
 
     async def send(self, method, params=None, timeout=30):
-        mid = self.next_id
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[mid] = fut
-        await self.ws.send(json.dumps({"id": mid, "method": method, "params": params or {}}))
-        m = await asyncio.wait_for(fut, timeout)
+        m = await self.command({"method": method, "params": params or {}}, timeout)
         if m.get("type") == "error":
             raise RuntimeError(f"{method}: {m.get('error')}: {m.get('message')}")
         return m.get("result", {})
@@ -136,22 +115,13 @@ class BiDi:
 
 def start_firefox(exe, profile, log_path):
     args = [exe, "--headless", "--remote-debugging-port=0", "--profile", profile, "--no-remote"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
-    # Written once the BiDi server listens (its port, for --remote-debugging-port=0).
-    port_file = os.path.join(profile, "WebDriverBiDiServer.json")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"firefox exited with {proc.returncode}")
-        try:
-            with open(port_file) as f:
-                j = json.load(f)
-            return proc, f"ws://{j['ws_host']}:{int(j['ws_port'])}/session"
-        except (FileNotFoundError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("firefox wrote no WebDriverBiDiServer.json in 60 s")
+
+    def read_url(text):  # written once the BiDi server listens
+        j = json.loads(text)
+        return f"ws://{j['ws_host']}:{int(j['ws_port'])}/session"
+
+    return start_browser("firefox", args, log_path,
+                         os.path.join(profile, "WebDriverBiDiServer.json"), read_url)
 
 
 @contextlib.asynccontextmanager
@@ -159,24 +129,11 @@ async def firefox_bidi(exe, log):
     """A headless Firefox with a fresh profile, and a BiDi session on it
     (console and network errors subscribed to); on leaving, Firefox is waited
     for (killed if browser.close was not sent) and its profile removed."""
-    work = tempfile.mkdtemp(prefix="relay-browser-firefox.")
-    profile = os.path.join(work, "profile")
-    os.mkdir(profile)
     exe = exe or shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
-    proc, wsurl = start_firefox(exe, profile, os.path.join(work, "firefox.log"))
-    log(f"firefox WebDriver BiDi at {wsurl}")
-    try:
-        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
-            b = BiDi(ws)
-            caps = (await b.send("session.new", {"capabilities": {}}))["capabilities"]
-            b.version = f"{caps.get('browserName')} {caps.get('browserVersion')}"
-            await b.send("session.subscribe", {"events": [
-                "log.entryAdded", "network.responseCompleted", "network.fetchError"]})
-            yield b
-    finally:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    async with browser_session("firefox", lambda p, lp: start_firefox(exe, p, lp), log) as ws:
+        b = BiDi(ws)
+        caps = (await b.send("session.new", {"capabilities": {}}))["capabilities"]
+        b.version = f"{caps.get('browserName')} {caps.get('browserVersion')}"
+        await b.send("session.subscribe", {"events": [
+            "log.entryAdded", "network.responseCompleted", "network.fetchError"]})
+        yield b

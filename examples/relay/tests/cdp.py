@@ -3,44 +3,21 @@
 pages are flat sessions on one WebSocket.  The driver interface (shared with
 bidi.py): name, version, open(url), eval(page, expr), screenshot(page, path,
 height), problems/notes per page, close()."""
-import asyncio
 import base64
 import contextlib
-import json
 import os
 import shutil
-import subprocess
-import tempfile
-import time
 
-import websockets
+from remote import Channel, browser_session, start_browser
 
 
-class DevTools:
-    """One WebSocket to the browser; pages are flat sessions on it."""
+class DevTools(Channel):
+    """One WebSocket to the browser; pages are flat sessions on it
+    (problems and notes are kept per sessionId)."""
 
     name = "Chromium"
 
-    def __init__(self, ws):
-        self.ws = ws
-        self.version = None
-        self.next_id = 1
-        self.pending = {}
-        self.problems = {}   # sessionId -> [text]
-        self.notes = {}      # sessionId -> [text] (warnings, for the log)
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        async for raw in self.ws:
-            m = json.loads(raw)
-            if "id" in m:
-                fut = self.pending.pop(m["id"], None)
-                if fut and not fut.done():
-                    fut.set_result(m)
-            else:
-                self._event(m)
-
-    def _event(self, m):
+    def on_event(self, m):
         sid, method, p = m.get("sessionId"), m.get("method"), m.get("params", {})
         if method == "Runtime.consoleAPICalled":
             text = " ".join(str(a.get("value", a.get("description", a.get("type"))))
@@ -62,15 +39,10 @@ class DevTools:
                 self.notes.setdefault(sid, []).append(line)
 
     async def send(self, method, params=None, session=None, timeout=30):
-        mid = self.next_id
-        self.next_id += 1
-        msg = {"id": mid, "method": method, "params": params or {}}
+        msg = {"method": method, "params": params or {}}
         if session:
             msg["sessionId"] = session
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[mid] = fut
-        await self.ws.send(json.dumps(msg))
-        m = await asyncio.wait_for(fut, timeout)
+        m = await self.command(msg, timeout)
         if "error" in m:
             raise RuntimeError(f"{method}: {m['error']}")
         return m.get("result", {})
@@ -110,29 +82,19 @@ class DevTools:
         await self.send("Browser.close")
 
 
-def start_chromium(exe, udd):
+def start_chromium(exe, udd, log_path):
     args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--no-default-browser-check", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--mute-audio",
             "--autoplay-policy=no-user-gesture-required", "--window-size=1200,760",
             "--remote-debugging-port=0", "--user-data-dir=" + udd, "about:blank"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(udd, "..", "chromium.log"), "wb"))
-    port_file = os.path.join(udd, "DevToolsActivePort")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"chromium exited with {proc.returncode}")
-        try:
-            with open(port_file) as f:
-                lines = f.read().split("\n")
-            if len(lines) >= 2 and lines[1]:
-                return proc, f"ws://127.0.0.1:{int(lines[0])}{lines[1]}"
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("chromium wrote no DevToolsActivePort in 60 s")
+
+    def read_url(text):  # port, then the browser target's path
+        lines = text.split("\n")
+        return f"ws://127.0.0.1:{int(lines[0])}{lines[1]}" if len(lines) >= 2 and lines[1] else None
+
+    return start_browser("chromium", args, log_path, os.path.join(udd, "DevToolsActivePort"),
+                         read_url)
 
 
 @contextlib.asynccontextmanager
@@ -140,20 +102,8 @@ async def chromium_devtools(exe, log):
     """A headless Chromium with a fresh profile, and a DevTools client on it;
     on leaving, Chromium is waited for (killed if Browser.close was not sent)
     and its profile removed."""
-    work = tempfile.mkdtemp(prefix="relay-browser-chromium.")
-    udd = os.path.join(work, "profile")
-    os.mkdir(udd)
-    proc, wsurl = start_chromium(exe or shutil.which("chromium") or "/usr/bin/chromium", udd)
-    log(f"chromium DevTools at {wsurl}")
-    try:
-        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
-            dt = DevTools(ws)
-            dt.version = (await dt.send("Browser.getVersion"))["product"]
-            yield dt
-    finally:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    exe = exe or shutil.which("chromium") or "/usr/bin/chromium"
+    async with browser_session("chromium", lambda p, lp: start_chromium(exe, p, lp), log) as ws:
+        dt = DevTools(ws)
+        dt.version = (await dt.send("Browser.getVersion"))["product"]
+        yield dt
