@@ -502,6 +502,7 @@ struct target {
 	size_t done;    /* payload bytes delivered so far */
 	int finished;   /* result stored */
 	int deferred;   /* written in user space at the end of its segment */
+	int next_same;  /* the next target with the same fd number (tg index), or -1 */
 };
 
 struct call_state {
@@ -619,6 +620,55 @@ static void fill_msg(struct call_state *cs, int k, struct target *g, const struc
 }
 
 /*
+ * Target g's number was found to hold another socket than the one it was
+ * classified with at the start of the call (or none the program serves).
+ * Its later occurrences in the segments from 'from' on (not cut yet) hold
+ * the same stale cookie: give them what the number holds now, so that no
+ * frame is sent for nothing again.
+ */
+static void update_later(struct call_state *cs, const struct target *g,
+			 const struct target *from, bool bpf, uint64_t cookie)
+{
+	int i;
+
+	for (i = g->next_same; i >= 0; i = cs->tg[i].next_same) {
+		struct target *x = &cs->tg[i];
+
+		if (x < from || x->finished)
+			continue;
+		if (bpf)
+			x->cookie = cookie;
+		else
+			x->deferred = 1;
+	}
+}
+
+/* Chain each target to the next one with the same fd number. */
+static int link_same_numbers(struct call_state *cs)
+{
+	size_t cap = 16, h;
+	int *last, i;
+
+	while (cap < 2 * (size_t)cs->ntg)
+		cap <<= 1;
+	last = malloc(cap * sizeof(*last));
+	if (!last)
+		return -ENOMEM;
+	memset(last, 0xff, cap * sizeof(*last)); /* -1: empty */
+	for (i = cs->ntg - 1; i >= 0; i--) {
+		int fd = cs->c->fds[cs->tg[i].index];
+
+		h = ((uint32_t)fd * 0x9e3779b1u) & (cap - 1);
+		while (last[h] >= 0 && cs->c->fds[cs->tg[last[h]].index] != fd)
+			h = (h + 1) & (cap - 1);
+		cs->tg[i].next_same = last[h];
+		last[h] = i;
+	}
+	free(last);
+	return 0;
+}
+
+/*
  * A frame of target g was refused by the program (or got no record).
  * Finish g in user space, after any earlier target of this segment that
  * turns out to be the same socket (possible when g's cached cookie was
@@ -631,13 +681,17 @@ static void resolve_refused(struct call_state *cs, struct target *seg, int nseg,
 	int i;
 
 	if (verdict == WVV_V_STALE_FD || verdict == 0) {
-		wvv_registry_forget(cs->c->fds[g->index]);
-		if (wvv_registry_get(cs->c->fds[g->index], pins.targets_fd, cs->t->gen, &cookie) ==
-		    WVV_TK_BPF) {
+		int fd = cs->c->fds[g->index];
+		bool bpf;
+
+		wvv_registry_forget(fd);
+		bpf = wvv_registry_get(fd, pins.targets_fd, cs->t->gen, &cookie) == WVV_TK_BPF;
+		if (bpf) {
 			for (i = 0; i < nseg && &seg[i] != g; i++)
 				if (!seg[i].finished && seg[i].cookie == cookie)
 					finish(cs, &seg[i]);
 		}
+		update_later(cs, g, seg + nseg, bpf, cookie);
 	}
 	finish(cs, g);
 }
@@ -675,6 +729,7 @@ static void fail_unknown(struct call_state *cs, struct target *g)
  */
 static void revalidate(struct call_state *cs, struct target *seg, int nseg, int x)
 {
+	bool bpf;
 	int y;
 
 	if (cs->revalidated)
@@ -691,8 +746,10 @@ static void revalidate(struct call_state *cs, struct target *seg, int nseg, int 
 		if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &now, &len) == 0 && now == g->cookie)
 			continue;
 		wvv_registry_forget(fd);
-		if (wvv_registry_get(fd, pins.targets_fd, cs->t->gen, &g->cookie) != WVV_TK_BPF)
+		bpf = wvv_registry_get(fd, pins.targets_fd, cs->t->gen, &g->cookie) == WVV_TK_BPF;
+		if (!bpf)
 			g->deferred = 1;
+		update_later(cs, g, seg + nseg, bpf, g->cookie);
 	}
 	cookie_set_clear(cs->set);
 	for (y = 0; y < nseg; y++)
@@ -967,7 +1024,7 @@ int wvv_kernel_run(struct wvv_call *c)
 		goto out; /* reloaded while we classified: the loop takes this call */
 	cs.t->call_id++;
 	err = -ENOMEM;
-	if (plan_frames(&cs) || grow_batch_buffers(&cs))
+	if (plan_frames(&cs) || grow_batch_buffers(&cs) || link_same_numbers(&cs))
 		goto out;
 	if (cookie_set_init(&set, (size_t)cs.ntg))
 		goto out;

@@ -95,6 +95,27 @@ static void test_reused_fd_number(void **state)
 #define FLOOD_LEN 60000
 #define FLOOD_LIVE 3
 
+/* Register every socket of f under its number, then put /dev/null at each
+ * number: each frame for one of them is refused (stale), and the target is
+ * finished by writev (which /dev/null takes whole). */
+static void register_then_replace(struct tcp_fleet *f, int null)
+{
+	unsigned char byte = 7;
+	struct iovec iov = { &byte, 1 };
+	size_t *rets = calloc((size_t)f->n, sizeof(*rets));
+	int *errs = calloc((size_t)f->n, sizeof(*errs)), i;
+
+	assert_non_null(rets);
+	assert_non_null(errs);
+	assert_int_equal(writevv(f->tx, f->n, &iov, 1, rets, errs), f->n);
+	for (i = 0; i < f->n; i++) {
+		assert_int_equal(fleet_wait(f, i, 1, 10000), 0);
+		assert_int_equal(dup2(null, f->tx[i]), f->tx[i]);
+	}
+	free(rets);
+	free(errs);
+}
+
 static void test_refused_flood(void **state)
 {
 	struct tcp_fleet live, dead;
@@ -113,27 +134,19 @@ static void test_refused_flood(void **state)
 	assert_non_null(errs);
 	assert_non_null(rets);
 	assert_int_equal(fleet_open(&live, FLOOD_LIVE, 1), 0);
-	assert_int_equal(fleet_open(&dead, FLOOD_ROUNDS, 1), 0);
 	/* a small send buffer: partial redirects, finished in user space */
 	setsockopt(live.tx[1], SOL_SOCKET, SO_SNDBUF, &(int){ 4096 }, sizeof(int));
 	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(null >= 0);
-	/* Register each dead socket under its number, then put /dev/null
-	 * there: every frame for that number is refused (stale), and the
-	 * target is finished by writev (which /dev/null takes whole). */
 	for (round = 0; round < FLOOD_ROUNDS; round++) {
-		send_to(dead.tx[round], 100 + round, 1000);
-		assert_int_equal(fleet_wait(&dead, round, 1000, 10000), 0);
-		assert_int_equal(dup2(null, dead.tx[round]), dead.tx[round]);
-	}
-	for (round = 0; round < FLOOD_ROUNDS; round++) {
-		int d = dead.tx[round];
-
-		/* [dead, dead, live 0..2] x FLOOD_REPEAT: a lone refused frame
-		 * (its own segment), then a batch of a refused frame and live ones */
+		assert_int_equal(fleet_open(&dead, 2 * FLOOD_REPEAT, 1), 0);
+		register_then_replace(&dead, null);
+		/* [dead, dead, live 0..2] x FLOOD_REPEAT, each dead number once:
+		 * a lone refused frame (its own segment: the live ones repeat),
+		 * then a batch of a refused frame and the live ones */
 		for (i = 0, j = 0; i < FLOOD_REPEAT; i++) {
-			fds[j++] = d;
-			fds[j++] = d;
+			fds[j++] = dead.tx[2 * i];
+			fds[j++] = dead.tx[2 * i + 1];
 			for (k = 0; k < FLOOD_LIVE; k++)
 				fds[j++] = live.tx[k];
 		}
@@ -147,7 +160,7 @@ static void test_refused_flood(void **state)
 			assert_int_equal(rets[i], FLOOD_LEN);
 		}
 		/* the frames really were refused, and the program served the rest */
-		assert_true(after.stale_fd - before.stale_fd >= FLOOD_REPEAT);
+		assert_true(after.redirect_failures - before.redirect_failures >= FLOOD_REPEAT);
 		assert_true(after.bytes - before.bytes >= FLOOD_LEN);
 		/* every live receiver: each occurrence's bytes once, in order */
 		for (k = 0; k < FLOOD_LIVE; k++) {
@@ -162,13 +175,57 @@ static void test_refused_flood(void **state)
 				assert_int_equal(pattern_check(live.got[k] + (size_t)i * FLOOD_LEN,
 							       FLOOD_LEN, 200 + (unsigned)round, 0), 0);
 		}
+		fleet_close(&dead);
 	}
 	close(null);
 	fleet_close(&live);
-	fleet_close(&dead);
 	free(fds);
 	free(errs);
 	free(rets);
+	free(buf);
+}
+
+/* One stale number many times in a call: refused once, not once per
+ * occurrence (each refusal is a frame sent for nothing). */
+#define STALE_REPEAT 100
+static void test_stale_number_repeated(void **state)
+{
+	struct tcp_fleet live, dead;
+	struct wvv_stats before, after;
+	int fds[2 * STALE_REPEAT], errs[2 * STALE_REPEAT], null, i;
+	size_t rets[2 * STALE_REPEAT], len = 20000;
+	unsigned char *buf = malloc(len);
+	struct iovec iov = { buf, len };
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_KERNEL);
+	assert_int_equal(fleet_open(&live, 1, 1), 0);
+	assert_int_equal(fleet_open(&dead, 1, 1), 0);
+	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	assert_true(null >= 0);
+	register_then_replace(&dead, null);
+	for (i = 0; i < STALE_REPEAT; i++) {
+		fds[2 * i] = dead.tx[0];
+		fds[2 * i + 1] = live.tx[0];
+	}
+	pattern_fill(buf, len, 300, 0);
+	assert_int_equal(read_bpf_stats(&before), 0);
+	assert_int_equal(writevv(fds, 2 * STALE_REPEAT, &iov, 1, rets, errs), 2 * STALE_REPEAT);
+	assert_int_equal(read_bpf_stats(&after), 0);
+	for (i = 0; i < 2 * STALE_REPEAT; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(rets[i], len);
+	}
+	assert_int_equal(after.stale_fd - before.stale_fd, 1);
+	assert_true(after.bytes - before.bytes >= (uint64_t)STALE_REPEAT * len);
+	assert_int_equal(fleet_wait(&live, 0, STALE_REPEAT * len, 20000), 0);
+	usleep(50000);
+	assert_int_equal(live.got_len[0], STALE_REPEAT * len);
+	for (i = 0; i < STALE_REPEAT; i++)
+		assert_int_equal(pattern_check(live.got[0] + (size_t)i * len, len, 300, 0), 0);
+	close(null);
+	fleet_close(&live);
+	fleet_close(&dead);
 	free(buf);
 }
 
@@ -177,6 +234,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reused_fd_number),
 		cmocka_unit_test(test_refused_flood),
+		cmocka_unit_test(test_stale_number_repeated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
