@@ -58,16 +58,18 @@
  * (node, type, bytes), the publishing node's last id of the topic, how many
  * entries the stream keeps (0: not kept).  Publishes "ID:message" and
  * appends the message to the stream under the entry id 0-ID, so that a
- * resume can ask for the entries after an SSE id (XRANGE); pcall: a stream
- * already past that id (its counter was deleted, not the stream) must not
- * stop the publish. */
+ * resume can ask for the entries after an SSE id (XREVRANGE); pcall: a
+ * stream already past that id (its counter was deleted, not the stream)
+ * must not stop the publish.  MAXLEN ~: Redis trims whole nodes of its
+ * stream, at least ARGV[3] entries stay (an exact MAXLEN costs Redis about
+ * twice the script's time); the fetch takes the newest ARGV[3]. */
 static const char PUBLISH_SCRIPT[] =
 	"local id = redis.call('INCR', KEYS[1]) "
 	"local floor = tonumber(ARGV[2]) "
 	"if id <= floor then id = floor + 1 redis.call('SET', KEYS[1], id) end "
 	"redis.call('PUBLISH', KEYS[2], id .. ':' .. ARGV[1]) "
 	"if ARGV[3] ~= '0' then "
-	"redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[3], '0-' .. id, 'm', ARGV[1]) end "
+	"redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '0-' .. id, 'm', ARGV[1]) end "
 	"return id";
 /* KEYS: the id counter; ARGV: a node's last id of the topic. */
 static const char RAISE_SCRIPT[] =
@@ -92,7 +94,7 @@ struct inflight {
 	unsigned char body[];     /* node (8), type, the message */
 };
 
-/* An SSE resume waiting for its topic's SUBSCRIBE, then for XRANGE. */
+/* An SSE resume waiting for its topic's SUBSCRIBE, then for XREVRANGE. */
 struct fetch {
 	struct fetch *next;
 	uint64_t token, after;
@@ -646,8 +648,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 
 /* ---- history (SSE resume on any node) -------------------------------- */
 
-/* An XRANGE reply: [[ "0-ID", [ "m", body ] ], ...]; to the waiting
- * subscriber, or NULL (no reply: it resumes from this node's history). */
+/* An XREVRANGE reply, newest first: [[ "0-ID", [ "m", body ] ], ...]; to
+ * the waiting subscriber in id order, or NULL (no reply: it resumes from
+ * this node's history). */
 static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -661,12 +664,12 @@ static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (!v) {
 		RD.fetch_failed++;
 		if (reply && reply->type == REDIS_REPLY_ERROR)
-			logmsg("redis XRANGE: %s", reply->str);
+			logmsg("redis XREVRANGE: %s", reply->str);
 		topic_resume_done(fe->token, NULL, 0);
 		free(fe);
 		return;
 	}
-	for (size_t i = 0; i < reply->elements; i++) {
+	for (size_t i = reply->elements; i-- > 0;) {
 		redisReply *e = reply->element[i], *kv;
 		unsigned long long id;
 		char *end;
@@ -697,8 +700,9 @@ static void fetch_send(struct fetch *fe)
 
 	snprintf(key, sizeof(key), HIST_PREFIX "%s", fe->topic);
 	RD.fetches++;
-	/* from 0-(after+1): the first entry after the client's id */
-	if (redisAsyncCommand(RD.pub.ac, on_fetch_reply, fe, "XRANGE %s 0-%llu + COUNT %u", key,
+	/* the newest --history entries down to 0-(after+1), the first one after
+	 * the client's id: what a local history of --history messages keeps */
+	if (redisAsyncCommand(RD.pub.ac, on_fetch_reply, fe, "XREVRANGE %s + 0-%llu COUNT %u", key,
 			      (unsigned long long)fe->after + 1, RD.history) != REDIS_OK) {
 		RD.fetch_failed++;
 		topic_resume_done(fe->token, NULL, 0);
@@ -706,7 +710,7 @@ static void fetch_send(struct fetch *fe)
 	}
 }
 
-/* The topic's SUBSCRIBE is confirmed: whatever XRANGE does not return
+/* The topic's SUBSCRIBE is confirmed: whatever XREVRANGE does not return
  * will come on the subscription. */
 static void fetches_send(struct rtopic *rt)
 {

@@ -177,8 +177,9 @@ async def phase2():
     # ref stays: A keeps its subscription and serves its resume itself
     full = await ref.read_until(has_end)
     check("A's subscriber of O got all %d" % (n + 1), len(full) == n + 1)
-    check("Redis keeps the last %d text messages of O" % HISTORY,
-          redis_cli("XLEN", "writevv:hist:O") == str(HISTORY))
+    xlen = int(redis_cli("XLEN", "writevv:hist:O"))
+    check("Redis keeps at least the last %d text messages of O (MAXLEN ~: %d)" % (HISTORY, xlen),
+          HISTORY <= xlen <= n + 1)
     # full[i] has id i+1; the oldest kept is the (n + 1 - HISTORY + 1)-th
     on_a, on_b = Sse(PA, "O", 5), Sse(PB, "O", 5)
     await on_a.open()
