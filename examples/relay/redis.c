@@ -27,6 +27,21 @@
  * goes on delivering locally, reconnects every second and subscribes again.
  * Redis pub/sub keeps nothing: what is published while a node is cut off
  * does not reach that node.
+ *
+ * The script goes by EVALSHA: SCRIPT LOAD first on each publish connection,
+ * then only its SHA-1.  A NOSCRIPT reply (SCRIPT FLUSH; a Redis restarted
+ * under a kept connection cannot happen, a new connection loads it again)
+ * makes the node hold its new publishes until every reply is in, load the
+ * script again, then send the failed ones and the held ones in their order.
+ *
+ * SSE history on every node: the script also appends each text message to
+ * the stream writevv:hist:TOPIC (entry id 0-ID, MAXLEN ~ --history).  A node
+ * resumes a Last-Event-ID from its own history when it has had every
+ * message of the topic since before that id (subscribed, and the first
+ * message after the SUBSCRIBE's confirmation was at or below it); else it
+ * asks Redis (XREVRANGE on the publish connection, after the topic's
+ * SUBSCRIBE is confirmed so that whatever the answer lacks comes live)
+ * and topic.c merges the answer with the live messages by id.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1027,8 +1027,9 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 /* Redis's answer for a holding SSE subscriber: its backlog becomes the
  * messages after its Last-Event-ID from three lists in id order, each id
  * once: Redis's history (v), this node's history (what went out here;
- * Redis may lack it, e.g. restarted), and the live messages queued since it
- * arrived.  Redis may have answered before the subscription brought the
+ * Redis may lack it, e.g. restarted; not below Redis's oldest, which would
+ * leave a gap in the middle rather than at the start), and the live
+ * messages queued since it arrived.  Redis may have answered before the subscription brought the
  * latest of the fetched messages: live ones up to the last fetched id are
  * skipped (skip_upto).  No write here: the next EPOLLOUT does it. */
 void topic_resume_done(uint64_t token, const struct hist_msg *v, size_t n)
@@ -1037,7 +1038,7 @@ void topic_resume_done(uint64_t token, const struct hist_msg *v, size_t n)
 	struct topic *t;
 	struct msg **out;
 	size_t nout = 0, iv = 0, ih = 0, ib = 0, cap;
-	uint64_t last;
+	uint64_t last, lfloor = n ? v[0].id : 0;
 
 	while (*pp && (*pp)->token != token)
 		pp = &(*pp)->hnext;
@@ -1064,6 +1065,7 @@ void topic_resume_done(uint64_t token, const struct hist_msg *v, size_t n)
 			iv++;
 		while (ih < t->hist_n &&
 		       ((hm = t->hist[(t->hist_head + ih) % T.o.history])->seq <= last ||
+			hm->seq < lfloor ||
 			hm->seq > t->sent_seq)) /* not sent yet: the fan-out brings it */
 			hm = NULL, ih++;
 		if (ih >= t->hist_n)
@@ -1102,7 +1104,8 @@ void topic_resume_done(uint64_t token, const struct hist_msg *v, size_t n)
 		if (m)
 			out[nout++] = m;
 	}
-	bl_clear(s, 0);
+	bl_clear(s, 0); /* nothing of it was written (hold) */
+	s->bl_bytes = 0;
 	for (iv = 0; iv < nout && bl_push(s, out[iv]) == 0; iv++)
 		;
 	for (size_t i = 0; i < nout; i++)
