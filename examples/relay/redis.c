@@ -425,9 +425,10 @@ static int send_inflight(struct inflight *f);
  * them in that order, after the load). */
 static void reload(void)
 {
-	struct inflight *list = RD.redo, *f, **ft;
+	struct inflight *list, *f, **ft;
 
 	*RD.redo_tail = RD.held;
+	list = RD.redo;
 	RD.redo = RD.held = NULL;
 	RD.redo_tail = &RD.redo;
 	RD.held_tail = &RD.held;
