@@ -731,7 +731,7 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 	int q = 0, eacces_retry = 0, stalls = 0;
 
 	while (q < nseg) {
-		int k = 0, n, j, i, sent, tampered;
+		int k = 0, n, j, i, sent, tampered, resend;
 		unsigned long produced;
 		size_t ri = 0;
 
@@ -761,18 +761,22 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 		tampered = ring_produced(cs->t) - produced != cs->t->recs.ring_bytes;
 		cs->batch++;
 
+		resend = -1;
 		for (j = 0; j < n; j++) {
 			struct target *g = &seg[cs->msg_target[j]];
 			const struct wvv_record *rec = NULL;
-			size_t took;
+			size_t took, x;
 
-			/* Records come in frame order; skip anything not ours. */
-			while (ri < cs->t->recs.n) {
-				const struct wvv_record *x = &cs->t->recs.v[ri++];
+			/* Records come in frame order; skip anything not ours.
+			 * A frame without a record leaves the later frames'
+			 * records where they are. */
+			for (x = ri; x < cs->t->recs.n; x++) {
+				const struct wvv_record *y = &cs->t->recs.v[x];
 
-				if (x->call_id == cs->t->call_id && x->batch == cs->batch - 1 &&
-				    x->index == (uint32_t)g->index) {
-					rec = x;
+				if (y->call_id == cs->t->call_id && y->batch == cs->batch - 1 &&
+				    y->index == (uint32_t)g->index) {
+					rec = y;
+					ri = x + 1;
 					break;
 				}
 			}
@@ -782,20 +786,37 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 				fail_unknown(cs, g);
 				continue;
 			}
-			if (!rec || rec->verdict != WVV_V_REDIRECT) {
+			if (!rec && cs->t->recs.n == 0) {
+				/* No record for the whole batch: no frame of it
+				 * was redirected (a redirect is always recorded
+				 * first). Most likely no program on the control
+				 * socket any more (unloaded): stop using the
+				 * engine; engine_lost() probes again. */
 				cs->refused = 1;
-				if (!rec && cs->t->recs.n == 0) {
-					/* No program on the control socket any more
-					 * (unloaded): nothing of this batch reached a
-					 * target. Stop using the engine. */
-					cs->engine_gone = 1;
-					return -ENODEV;
-				}
+				cs->engine_gone = 1;
+				return -ENODEV;
+			}
+			if (rec && rec->verdict == WVV_V_POISONED) {
+				/* Refused only because an earlier frame of this
+				 * batch was: nothing reached the target, send it
+				 * again. */
+				cs->refused = 1;
+				if (resend < 0)
+					resend = j;
+				continue;
+			}
+			if (!rec || rec->verdict != WVV_V_REDIRECT) {
+				/* Refused by the program, or passed to the control
+				 * peer without it (after a pass to the peer that the
+				 * control socket could not fully take, the kernel
+				 * passes the next message without running the
+				 * program). Later frames of the batch may still have
+				 * been redirected: their records say so. */
+				cs->refused = 1;
 				resolve_refused(cs, seg, nseg, g, rec ? rec->verdict : 0);
 				if (rec && rec->verdict == WVV_V_STALE_FD)
 					revalidate(cs, seg, nseg, cs->msg_target[j]);
-				/* The program refused the rest of this batch too. */
-				break;
+				continue;
 			}
 			took = cs->msgs[j].msg_len > HDR_LEN ? cs->msgs[j].msg_len - HDR_LEN : 0;
 			g->done += took;
@@ -804,9 +825,10 @@ static int run_round(struct call_state *cs, struct target *seg, int nseg, int r)
 			else if (g->done == cs->c->total)
 				finish(cs, g);
 		}
-		if (j < n) {
-			/* Refused at j: resend from the target after it. */
-			q = cs->msg_target[j] + 1;
+		if (resend >= 0) {
+			/* (targets between that were served now have moved past
+			 * this frame, or are finished: the next batch skips them) */
+			q = cs->msg_target[resend];
 			continue;
 		}
 		if (n == k) {

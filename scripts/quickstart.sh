@@ -18,7 +18,8 @@ fi
 
 packages=(build-essential cmake pkg-config clang libclang-rt-dev llvm libbpf-dev bpftool libelf-dev zlib1g-dev valgrind
 	libcmocka-dev liburing-dev iproute2 procps ffmpeg curl jq xxd gnuplot-nox
-	libssl-dev python3-websockets nodejs node-ws redis-server libhiredis-dev chromium fonts-dejavu-core)
+	libssl-dev python3-websockets nodejs node-ws redis-server libhiredis-dev chromium firefox-esr libavcodec59 fonts-dejavu-core)
+# (libavcodec59: Firefox ESR's H.264/AAC decoder, which it only Recommends)
 install_missing quickstart "${packages[@]}"
 
 # npm: Debian's package, unless the nodejs installed brings its own (its

@@ -4,6 +4,12 @@
  * another at the same number must never get the old one's data, and data
  * meant for the new one must never reach the old socket, even while the old
  * socket is still alive elsewhere (dup) and still registered.
+ *
+ * Refused frames go to the control connection's peer. When so many pile up
+ * that the control socket cannot take one whole, the kernel passes the next
+ * message to the peer without running the program (no status record), and
+ * a frame after it in the same batch may still be redirected: its bytes
+ * must be counted once and never sent again.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -14,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 
 #include "helpers.h"
 #include "writevv.h"
@@ -82,10 +90,93 @@ static void test_reused_fd_number(void **state)
 	fleet_close(&b);
 }
 
+#define FLOOD_ROUNDS 3
+#define FLOOD_REPEAT 150 /* x 2 refused frames of FLOOD_LEN: past any control buffer */
+#define FLOOD_LEN 60000
+#define FLOOD_LIVE 3
+
+static void test_refused_flood(void **state)
+{
+	struct tcp_fleet live, dead;
+	struct wvv_stats before, after;
+	int fdcnt = FLOOD_REPEAT * (2 + FLOOD_LIVE), *fds, *errs, null, round, i, j;
+	unsigned char *buf = malloc(FLOOD_LEN);
+	size_t *rets, k;
+	struct iovec iov = { buf, FLOOD_LEN };
+
+	(void)state;
+	must_set_mode(WRITEVV_MODE_KERNEL);
+	fds = calloc((size_t)fdcnt, sizeof(*fds));
+	errs = calloc((size_t)fdcnt, sizeof(*errs));
+	rets = calloc((size_t)fdcnt, sizeof(*rets));
+	assert_non_null(fds);
+	assert_non_null(errs);
+	assert_non_null(rets);
+	assert_int_equal(fleet_open(&live, FLOOD_LIVE, 1), 0);
+	assert_int_equal(fleet_open(&dead, FLOOD_ROUNDS, 1), 0);
+	/* a small send buffer: partial redirects, finished in user space */
+	setsockopt(live.tx[1], SOL_SOCKET, SO_SNDBUF, &(int){ 4096 }, sizeof(int));
+	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	assert_true(null >= 0);
+	/* Register each dead socket under its number, then put /dev/null
+	 * there: every frame for that number is refused (stale), and the
+	 * target is finished by writev (which /dev/null takes whole). */
+	for (round = 0; round < FLOOD_ROUNDS; round++) {
+		send_to(dead.tx[round], 100 + round, 1000);
+		assert_int_equal(fleet_wait(&dead, round, 1000, 10000), 0);
+		assert_int_equal(dup2(null, dead.tx[round]), dead.tx[round]);
+	}
+	for (round = 0; round < FLOOD_ROUNDS; round++) {
+		int d = dead.tx[round];
+
+		/* [dead, dead, live 0..2] x FLOOD_REPEAT: a lone refused frame
+		 * (its own segment), then a batch of a refused frame and live ones */
+		for (i = 0, j = 0; i < FLOOD_REPEAT; i++) {
+			fds[j++] = d;
+			fds[j++] = d;
+			for (k = 0; k < FLOOD_LIVE; k++)
+				fds[j++] = live.tx[k];
+		}
+		pattern_fill(buf, FLOOD_LEN, 200 + (unsigned)round, 0);
+		fleet_reset(&live);
+		assert_int_equal(read_bpf_stats(&before), 0);
+		assert_int_equal(writevv(fds, fdcnt, &iov, 1, rets, errs), fdcnt);
+		assert_int_equal(read_bpf_stats(&after), 0);
+		for (i = 0; i < fdcnt; i++) {
+			assert_int_equal(errs[i], 0);
+			assert_int_equal(rets[i], FLOOD_LEN);
+		}
+		/* the frames really were refused, and the program served the rest */
+		assert_true(after.stale_fd - before.stale_fd >= FLOOD_REPEAT);
+		assert_true(after.bytes - before.bytes >= FLOOD_LEN);
+		/* every live receiver: each occurrence's bytes once, in order */
+		for (k = 0; k < FLOOD_LIVE; k++) {
+			size_t want = (size_t)FLOOD_REPEAT * FLOOD_LEN;
+
+			assert_int_equal(fleet_wait(&live, (int)k, want, 20000), 0);
+			usleep(100000); /* anything sent twice arrives meanwhile */
+			if (live.got_len[k] != want)
+				fail_msg("round %d, live target %zu: %zu bytes for %d occurrences of %d",
+					 round, k, live.got_len[k], FLOOD_REPEAT, FLOOD_LEN);
+			for (i = 0; i < FLOOD_REPEAT; i++)
+				assert_int_equal(pattern_check(live.got[k] + (size_t)i * FLOOD_LEN,
+							       FLOOD_LEN, 200 + (unsigned)round, 0), 0);
+		}
+	}
+	close(null);
+	fleet_close(&live);
+	fleet_close(&dead);
+	free(fds);
+	free(errs);
+	free(rets);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reused_fd_number),
+		cmocka_unit_test(test_refused_flood),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -304,11 +304,14 @@ static bool conn_topic_request(struct hconn *c, const struct http_req *req, size
 				       "server_no_context_takeover; client_no_context_takeover\r\n"
 				     : "");
 	} else {
+		/* An SSE comment first: Firefox fires EventSource's open event only
+		 * on the first body bytes, which may be long after the headers. */
 		n = snprintf(hdr, sizeof(hdr),
 			     "HTTP/1.1 200 OK\r\nServer: writevv-relay\r\nContent-Type: %s\r\n"
-			     "Cache-Control: no-cache, no-store\r\n%sConnection: close\r\n\r\n",
+			     "Cache-Control: no-cache, no-store\r\n%sConnection: close\r\n\r\n%s",
 			     kind == SUB_SSE ? "text/event-stream" : "application/octet-stream",
-			     kind == SUB_SSE ? "X-Accel-Buffering: no\r\n" : "");
+			     kind == SUB_SSE ? "X-Accel-Buffering: no\r\n" : "",
+			     kind == SUB_SSE && !head ? ": subscribed\n\n" : "");
 	}
 	if (conn_keep_req(c, req, end) < 0) {
 		conn_close(c);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -328,6 +330,43 @@ long long pool_collect_deadline(void)
 	return now_ms() + COLLECT_TIMEOUT_MS;
 }
 
+/* Read what the receiver has now (under the drain thread's lock if drained). */
+static void read_now(struct slot *s)
+{
+	int locked = slot_drained(s->kind);
+
+	if (locked)
+		pthread_mutex_lock(&pool_lock);
+	if (s->rx >= 0 && !s->rx_eof)
+		read_available(s, s->rx);
+	if (locked)
+		pthread_mutex_unlock(&pool_lock);
+}
+
+static int slot_is_tcp(enum slot_kind k)
+{
+	return k == S_TCP_BLK || k == S_TCP_BLK_SMALL || k == S_TCP_NB_SMALL || k == S_TCP_NB ||
+	       k == S_TCP_BLK2;
+}
+
+/*
+ * A TCP receiver that has all it was promised may still be owed bytes that
+ * nobody reported (a sender that wrote more than its result says): they sit
+ * in the sender's queue until the receiver's window opens. Wait until the
+ * sender has nothing unacknowledged, then read again, so that such bytes
+ * are caught in the call that wrote them, not in a later one.
+ */
+static void collect_tcp_in_flight(struct slot *s, int fd, long long deadline)
+{
+	int unacked = 0;
+
+	while (!ioctl(fd, SIOCOUTQ, &unacked) && unacked > 0 && now_ms() <= deadline) {
+		read_now(s);
+		usleep(200);
+	}
+	read_now(s);
+}
+
 void pool_collect(int p, int k, unsigned successes, long long deadline)
 {
 	struct slot *s = &pools[p].s[k];
@@ -404,11 +443,9 @@ void pool_collect(int p, int k, unsigned successes, long long deadline)
 				break;
 			usleep(100);
 		}
-		/* what may have arrived meanwhile */
-		pthread_mutex_lock(&pool_lock);
-		if (s->rx >= 0 && !s->rx_eof)
-			read_available(s, s->rx);
-		pthread_mutex_unlock(&pool_lock);
+		read_now(s); /* what may have arrived meanwhile */
+		if (slot_is_tcp(s->kind) && !s->tx_closed)
+			collect_tcp_in_flight(s, fd, deadline);
 		return;
 	}
 	if (s->rx < 0)
@@ -422,6 +459,8 @@ void pool_collect(int p, int k, unsigned successes, long long deadline)
 			break;
 		poll(&pf, 1, 10);
 	}
+	if (slot_is_tcp(s->kind) && !s->tx_closed && s->got_len >= s->want_len)
+		collect_tcp_in_flight(s, fd, deadline);
 }
 
 static void empty_receiver(struct slot *s, int fd)
@@ -445,14 +484,7 @@ static void empty_receiver(struct slot *s, int fd)
 			die("eventfd read");
 		return;
 	}
-	if (s->rx < 0)
-		return;
-	if (slot_drained(s->kind))
-		pthread_mutex_lock(&pool_lock);
-	if (s->rx >= 0 && !s->rx_eof)
-		read_available(s, s->rx);
-	if (slot_drained(s->kind))
-		pthread_mutex_unlock(&pool_lock);
+	read_now(s);
 }
 
 void pool_restore(void)

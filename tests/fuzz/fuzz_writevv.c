@@ -505,10 +505,13 @@ static void check_call(const struct call *k, int ra_ret, int a_errno, const size
 		mismatch("return value: writevv %d (errno %s), writev loop %d (errno %s)", ra_ret,
 			 ra_ret < 0 ? strerrorname_np(a_errno) : "-", rb_ret,
 			 rb_ret < 0 ? strerrorname_np(b_errno) : "-");
+	memset(successes, 0, sizeof(successes));
 	if (ra_ret < 0 || k->fdcnt <= 0) {
 		if (ra_ret != rb_ret)
 			mismatch("return value: writevv %d, writev loop %d", ra_ret, rb_ret);
-		return;
+		/* Nothing written; but what a fault put on the receivers
+		 * (fill-receiver) is still checked, and forgotten, here. */
+		goto receivers;
 	}
 	/* (where timing decides how much a target takes, the count may differ
 	 * from the loop's; it must be that of writevv's own returns[]) */
@@ -526,7 +529,6 @@ static void check_call(const struct call *k, int ra_ret, int a_errno, const size
 		}
 	/* the bytes: each receiver must have got exactly the prefixes reported */
 	have = gather_payload(k);
-	memset(successes, 0, sizeof(successes));
 	for (p = 0; p < 2; p++) {
 		const size_t *r = p ? rb : ra;
 
@@ -548,6 +550,7 @@ static void check_call(const struct call *k, int ra_ret, int a_errno, const size
 			successes[p][k->sel[i]]++;
 		}
 	}
+receivers:
 	deadline = pool_collect_deadline();
 	for (s = 0; s < NSLOTS; s++) {
 		struct slot *a = &pools[0].s[s], *b = &pools[1].s[s];

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""The relay's pages in a real headless Chromium, driven over the DevTools
-protocol (a small client on python3-websockets).
+"""The relay's pages in a real headless browser: Chromium over the DevTools
+protocol (cdp.py) or Firefox over WebDriver BiDi (bidi.py), both small
+clients on python3-websockets; the checks below are the same for both.
 
-  browser.py --port P --out DIR [--chromium PATH] [--video TOPIC] [--chat TOPIC]
+  browser.py --port P --out DIR [--browser chromium|firefox] [--exe PATH]
+             [--video TOPIC] [--chat TOPIC]
 
 The relay listens on 127.0.0.1:P and a live H.264/AAC MPEG-TS stream is being
 published to TOPIC (browser.sh starts both).  Checks:
@@ -19,19 +21,17 @@ on its last line.  Exits 1 if any check fails.
 """
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+import traceback
 import urllib.request
 
-import websockets
+from bidi import firefox_bidi
+from cdp import chromium_devtools
 
 FAILS = []
 
@@ -47,155 +47,34 @@ def check(desc, ok, detail=""):
     return ok
 
 
-class DevTools:
-    """One WebSocket to the browser; pages are flat sessions on it."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.next_id = 1
-        self.pending = {}
-        self.problems = {}   # sessionId -> [text]
-        self.notes = {}      # sessionId -> [text] (warnings, for the log)
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        async for raw in self.ws:
-            m = json.loads(raw)
-            if "id" in m:
-                fut = self.pending.pop(m["id"], None)
-                if fut and not fut.done():
-                    fut.set_result(m)
-            else:
-                self._event(m)
-
-    def _event(self, m):
-        sid, method, p = m.get("sessionId"), m.get("method"), m.get("params", {})
-        if method == "Runtime.consoleAPICalled":
-            text = " ".join(str(a.get("value", a.get("description", a.get("type"))))
-                            for a in p.get("args", []))
-            if p.get("type") in ("error", "assert"):
-                self.problems.setdefault(sid, []).append("console." + p["type"] + ": " + text)
-            elif p.get("type") == "warning":
-                self.notes.setdefault(sid, []).append("console.warn: " + text)
-        elif method == "Runtime.exceptionThrown":
-            d = p.get("exceptionDetails", {})
-            text = d.get("exception", {}).get("description") or d.get("text")
-            self.problems.setdefault(sid, []).append("exception: " + str(text))
-        elif method == "Log.entryAdded":
-            e = p.get("entry", {})
-            line = f"log {e.get('level')} ({e.get('source')}): {e.get('text')} {e.get('url', '')}"
-            if e.get("level") == "error":
-                self.problems.setdefault(sid, []).append(line)
-            elif e.get("level") == "warning":
-                self.notes.setdefault(sid, []).append(line)
-
-    async def send(self, method, params=None, session=None, timeout=30):
-        mid = self.next_id
-        self.next_id += 1
-        msg = {"id": mid, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[mid] = fut
-        await self.ws.send(json.dumps(msg))
-        m = await asyncio.wait_for(fut, timeout)
-        if "error" in m:
-            raise RuntimeError(f"{method}: {m['error']}")
-        return m.get("result", {})
-
-    async def open(self, url):
-        # Each page in a window of its own: a background tab's video is
-        # paused by Chromium, and its stream then stops being read.
-        t = await self.send("Target.createTarget", {"url": "about:blank", "newWindow": True})
-        s = (await self.send("Target.attachToTarget",
-                             {"targetId": t["targetId"], "flatten": True}))["sessionId"]
-        for dom in ("Runtime.enable", "Log.enable", "Page.enable"):
-            await self.send(dom, session=s)
-        await self.send("Emulation.setDeviceMetricsOverride",
-                        {"width": 1200, "height": 760, "deviceScaleFactor": 1, "mobile": False},
-                        session=s)
-        await self.send("Page.navigate", {"url": url}, session=s)
-        await self.until(s, "document.readyState === 'complete'", 30, "page load of " + url)
-        return s
-
-    async def eval(self, session, expr):
-        r = await self.send("Runtime.evaluate",
-                            {"expression": expr, "returnByValue": True, "awaitPromise": True},
-                            session=session)
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"evaluate {expr!r}: {r['exceptionDetails']}")
-        return r["result"].get("value")
-
-    async def until(self, session, expr, timeout, what):
-        """Polls expr until it is truthy; returns its value, or None after timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            v = await self.eval(session, expr)
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                log(f"gave up waiting for {what} after {timeout} s")
-                return None
-            await asyncio.sleep(0.25)
-
-    async def screenshot(self, session, path, width=1000):
-        """The page's content (up to 1400 CSS px tall), scaled to 'width' px."""
-        h = await self.eval(session, "Math.min(1400, Math.ceil(document.querySelector('main')"
-                                     ".getBoundingClientRect().bottom) + 12)")
-        r = await self.send("Page.captureScreenshot",
-                            {"format": "png", "captureBeyondViewport": True,
-                             "clip": {"x": 0, "y": 0, "width": 1200, "height": h,
-                                      "scale": width / 1200}}, session=session)
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(r["data"]))
-        log(f"screenshot {path} ({os.path.getsize(path)} bytes)")
+BROWSERS = {"chromium": chromium_devtools, "firefox": firefox_bidi}
 
 
-def start_chromium(exe, udd):
-    args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--no-default-browser-check", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--mute-audio",
-            "--autoplay-policy=no-user-gesture-required", "--window-size=1200,760",
-            "--remote-debugging-port=0", "--user-data-dir=" + udd, "about:blank"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(udd, "..", "chromium.log"), "wb"))
-    port_file = os.path.join(udd, "DevToolsActivePort")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"chromium exited with {proc.returncode}")
-        try:
-            with open(port_file) as f:
-                lines = f.read().split("\n")
-            if len(lines) >= 2 and lines[1]:
-                return proc, f"ws://127.0.0.1:{int(lines[0])}{lines[1]}"
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("chromium wrote no DevToolsActivePort in 60 s")
+async def until(dt, page, expr, timeout, what):
+    """Polls expr until it is truthy; returns its value, or None after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await dt.eval(page, expr)
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            log(f"gave up waiting for {what} after {timeout} s")
+            return None
+        await asyncio.sleep(0.25)
 
 
-@contextlib.asynccontextmanager
-async def chromium_devtools(exe):
-    """A headless Chromium with a fresh profile, and a DevTools client on it;
-    on leaving, Chromium is waited for (killed if Browser.close was not sent)
-    and its profile removed."""
-    work = tempfile.mkdtemp(prefix="relay-browser-chromium.")
-    udd = os.path.join(work, "profile")
-    os.mkdir(udd)
-    proc, wsurl = start_chromium(exe, udd)
-    log(f"chromium DevTools at {wsurl}")
-    try:
-        async with websockets.connect(wsurl, max_size=64 << 20, ping_interval=None) as ws:
-            yield DevTools(ws)
-    finally:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+async def open_page(dt, url):
+    page = await dt.open(url)
+    await until(dt, page, "document.readyState === 'complete'", 30, "page load of " + url)
+    return page
+
+
+async def screenshot(dt, page, path):
+    """The page's content (up to 1400 CSS px tall)."""
+    h = await dt.eval(page, "Math.min(1400, Math.ceil(document.querySelector('main')"
+                            ".getBoundingClientRect().bottom) + 12)")
+    await dt.screenshot(page, path, h)
+    log(f"screenshot {path} ({os.path.getsize(path)} bytes)")
 
 
 def http(base, path, data=None, ctype=None):
@@ -214,17 +93,17 @@ async def run(a):
     base = f"http://127.0.0.1:{a.port}"
     m = {}
     extra = []
-    async with chromium_devtools(a.chromium) as dt:
+    async with BROWSERS[a.browser](a.exe, log) as dt:
         try:
-            m["chromium"] = (await dt.send("Browser.getVersion"))["product"]
-            log(m["chromium"])
+            m["browser"] = dt.version
+            log(m["browser"])
 
             # /watch/VIDEO
-            w = await dt.open(f"{base}/watch/{a.video}")
+            w = await open_page(dt, f"{base}/watch/{a.video}")
             t0 = time.monotonic()
             m["mse_h264_aac"] = await dt.eval(
                 w, "MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.640028,mp4a.40.2\"')")
-            check("Chromium's Media Source Extensions take H.264/AAC", m["mse_h264_aac"] is True)
+            check(f"{dt.name}'s Media Source Extensions take H.264/AAC", m["mse_h264_aac"] is True)
             await asyncio.sleep(max(0, 15 - (time.monotonic() - t0)))
             q = ("(() => { const v = document.getElementById('video');"
                  " const q = v.getVideoPlaybackQuality();"
@@ -242,7 +121,7 @@ async def run(a):
             if at15["t"] < 5 or at15["frames"] <= 0:
                 # Said apart from the check below: slow (a loaded machine) or broken.
                 log("the 15 s sample is short of 5 s played; waiting up to 45 s more")
-                await dt.until(w, "document.getElementById('video').currentTime >= 5", 45,
+                await until(dt, w, "document.getElementById('video').currentTime >= 5", 45,
                                "5 s of playback")
             v1 = await dt.eval(w, q)
             await asyncio.sleep(2)
@@ -262,13 +141,13 @@ async def run(a):
             s = stats(base)
             check("/stats counts the page as a WebSocket subscriber of the video topic",
                   s["topics"][a.video]["websocket"] >= 1, str(s["topics"][a.video]))
-            await dt.screenshot(w, os.path.join(a.out, "watch.png"))
+            await screenshot(dt, w, os.path.join(a.out, "watch.png"))
 
             # /messages/CHAT
-            msg = await dt.open(f"{base}/messages/{a.chat}")
-            opened = await dt.until(msg, "window.messages.open", 20, "the EventSource to open")
+            msg = await open_page(dt, f"{base}/messages/{a.chat}")
+            opened = await until(dt, msg, "window.messages.open", 20, "the EventSource to open")
             check("the messages page's EventSource opened", bool(opened))
-            await dt.until(msg, f"""fetch('/stats').then(r => r.json()).then(
+            await until(dt, msg, f"""fetch('/stats').then(r => r.json()).then(
                 s => s.topics['{a.chat}'] && s.topics['{a.chat}'].sse >= 1)""", 20,
                            "the SSE subscriber to join")
             sent = [f"message {i} from the browser test · ünïcode" for i in range(1, 9)]
@@ -279,7 +158,7 @@ async def run(a):
                     check(f"POST /pub/{a.chat} answered 204", False, str(st))
                 if i % 3 == 2:
                     await asyncio.sleep(0.4)  # spread over ticks and seconds, for the chart
-            got = await dt.until(msg, f"""(() => {{
+            got = await until(dt, msg, f"""(() => {{
                 const t = [...document.querySelectorAll('#messages li .text')].map(e => e.textContent);
                 return t.length >= {len(sent)} ? t : null; }})()""", 20, "the messages on the page")
             got = got or await dt.eval(
@@ -291,7 +170,7 @@ async def run(a):
             # The page's own publish box (POST /pub/CHAT from the page).
             await dt.eval(msg, "document.getElementById('text').value = 'typed on the page';"
                                "document.getElementById('publish').requestSubmit(); true")
-            top = await dt.until(msg, """(() => { const e = document.querySelector(
+            top = await until(dt, msg, """(() => { const e = document.querySelector(
                 '#messages li .text'); return e && e.textContent === 'typed on the page'; })()""",
                                  20, "the page's own message")
             check("a message published from the page's box comes back on top", bool(top))
@@ -301,7 +180,7 @@ async def run(a):
             await asyncio.sleep(2.2)  # the chart gets two more seconds of samples
             m["messages_chart"] = await dt.eval(msg, "document.querySelectorAll('#chart canvas').length")
             check("the messages/s chart is drawn", m["messages_chart"] >= 1)
-            await dt.screenshot(msg, os.path.join(a.out, "messages.png"))
+            await screenshot(dt, msg, os.path.join(a.out, "messages.png"))
 
             # More subscribers of other kinds, for the dashboard to count.
             for path in (f"/sse/{a.chat}", f"/sse/{a.chat}", "/stream/news", "/stream/news",
@@ -325,8 +204,8 @@ async def run(a):
 
             tick_thread = threading.Thread(target=ticker, daemon=True)
             tick_thread.start()
-            d = await dt.open(f"{base}/dashboard")
-            await dt.until(d, "window.dashboard.polls >= 3", 20, "three /stats polls")
+            d = await open_page(dt, f"{base}/dashboard")
+            await until(dt, d, "window.dashboard.polls >= 3", 20, "three /stats polls")
             table = """(() => { const o = {};
                 for (const tr of document.querySelectorAll('#topics tbody tr')) {
                   if (tr.dataset.topic === '(GET /)') continue;
@@ -353,7 +232,7 @@ async def run(a):
             check("the dashboard's six charts are drawn", m["dashboard_charts"] >= 6,
                   str(m["dashboard_charts"]))
             await asyncio.sleep(4)  # a few more chart points
-            await dt.screenshot(d, os.path.join(a.out, "dashboard.png"))
+            await screenshot(dt, d, os.path.join(a.out, "dashboard.png"))
             ticking.set()
             tick_thread.join()
 
@@ -369,7 +248,7 @@ async def run(a):
                   and fin["player"] == [],
                   f"currentTime {m['watch']['t']:.1f} -> {fin['t']:.1f} s, paused {fin['paused']}, "
                   f"{fin['frames']} frames, {fin['dropped']} dropped")
-            await dt.send("Browser.close")
+            await dt.close()
         finally:
             for p in extra:
                 p.kill()
@@ -382,11 +261,11 @@ async def run_missing(a):
     which package is missing, and throw no exception for it."""
     base = f"http://127.0.0.1:{a.port}"
     m = {}
-    async with chromium_devtools(a.chromium) as dt:
+    async with BROWSERS[a.browser](a.exe, log) as dt:
         for page, pkg in (("watch/tv", "mpegtsjs"), ("messages/chat", "uplot"),
                           ("dashboard", "uplot")):
-            sid = await dt.open(f"{base}/{page}")
-            text = await dt.until(sid, f"""(() => {{ const e = document.getElementById(
+            sid = await open_page(dt, f"{base}/{page}")
+            text = await until(dt, sid, f"""(() => {{ const e = document.getElementById(
                 'missing-{pkg}'); return e && e.textContent; }})()""", 10,
                                   f"the notice on /{page}")
             m[page] = text
@@ -398,8 +277,8 @@ async def run_missing(a):
             # (a 404 and, for its text/plain body, a refusal to run or apply it)
             check(f"/{page}: the only errors are about the missing files",
                   all("/www/lib/" in p for p in probs), "; ".join(probs[:4]))
-        await dt.screenshot(sid, os.path.join(a.out, "dashboard-without-packages.png"))
-        await dt.send("Browser.close")
+        await screenshot(dt, sid, os.path.join(a.out, "dashboard-without-packages.png"))
+        await dt.close()
     return m
 
 
@@ -407,7 +286,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--browser", choices=sorted(BROWSERS), default="chromium")
+    ap.add_argument("--exe", help="the browser's executable (default: chromium, firefox-esr)")
     ap.add_argument("--video", default="tv")
     ap.add_argument("--chat", default="chat")
     ap.add_argument("--width", type=int, default=640)
@@ -420,6 +300,7 @@ def main():
         m = asyncio.run(asyncio.wait_for(run_missing(a) if a.missing else run(a), 240))
     except Exception as e:  # the run itself broke: say so and fail
         check("the browser run completed", False, f"{type(e).__name__}: {e}")
+        traceback.print_exc(limit=-4, file=sys.stdout)
         m = {}
     log(f"{len(FAILS)} failed check(s)" if FAILS else "all checks passed")
     print(json.dumps(m, ensure_ascii=False), flush=True)

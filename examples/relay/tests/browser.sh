@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The pages in a real headless Chromium (browser.py, over the DevTools
-# protocol): ffmpeg publishes a live H.264/AAC MPEG-TS test stream by POST
-# /pub/tv; /watch/tv must play it, /messages/chat show what is POSTed while
-# it is open, /dashboard show what /stats reports, with no console error on
-# any page; then, from a --www without the npm packages, every page must say
-# which is missing.  Screenshots go to $RELAY_SCREENSHOTS (default: ./screenshots).
+# The pages in a real headless browser, $RELAY_BROWSER: chromium (default,
+# over the DevTools protocol) or firefox (Firefox ESR, over WebDriver BiDi),
+# with the same checks (browser.py): ffmpeg publishes a live H.264/AAC
+# MPEG-TS test stream by POST /pub/tv; /watch/tv must play it, /messages/chat
+# show what is POSTed while it is open, /dashboard show what /stats reports,
+# with no console error on any page; then, from a --www without the npm
+# packages, every page must say which is missing.  Screenshots go to
+# $RELAY_SCREENSHOTS (default: ./screenshots).
 . "$(dirname "$0")/lib.sh"
-need ffmpeg curl jq chromium /usr/bin/python3
+BROWSER=${RELAY_BROWSER:-chromium}
+case "$BROWSER" in
+chromium) EXE=chromium ;;
+firefox) EXE=firefox-esr ;;
+*) die "RELAY_BROWSER=$BROWSER: chromium or firefox" ;;
+esac
+need ffmpeg curl jq "$EXE" /usr/bin/python3
+BARGS=(--browser "$BROWSER" --exe "$(command -v "$EXE")")
 D=$(cd "$(dirname "$0")" && pwd)
 WWW=$(cd "$D/../www" && pwd)
 OUT=${RELAY_SCREENSHOTS:-$PWD/screenshots}
@@ -24,7 +33,7 @@ wait_until 20 bash -c "[ \"\$(curl -s http://127.0.0.1:$LPORT/stats | jq '.topic
 	die "ffmpeg's stream did not reach the relay: $(cat "$W/ffmpeg.log")"
 log "ffmpeg publishes to topic tv: $(stats | jq -c '.topics.tv | {messages, bytes_in}')"
 
-/usr/bin/python3 "$D/browser.py" --port "$LPORT" --out "$OUT" --video tv --chat chat \
+/usr/bin/python3 "$D/browser.py" "${BARGS[@]}" --port "$LPORT" --out "$OUT" --video tv --chat chat \
 	--width 640 --height 360 >"$W/browser.log" 2>&1
 rc=$?
 grep -v '^{' "$W/browser.log"
@@ -45,7 +54,7 @@ stop_relay
 mkdir "$W/bare"
 cp "$WWW"/*.html "$WWW"/*.js "$WWW"/*.css "$W/bare/"
 start_relay --listen 127.0.0.1:0 --ingest 127.0.0.1:0 --www "$W/bare"
-/usr/bin/python3 "$D/browser.py" --missing --port "$LPORT" --out "$OUT" >"$W/browser-missing.log" 2>&1
+/usr/bin/python3 "$D/browser.py" "${BARGS[@]}" --missing --port "$LPORT" --out "$OUT" >"$W/browser-missing.log" 2>&1
 rc=$?
 grep -v '^{' "$W/browser-missing.log"
 check "browser.py --missing: every check passed (rc=$rc)" test "$rc" = 0

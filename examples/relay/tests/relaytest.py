@@ -138,5 +138,6 @@ def parse_sse(data):
                 lines.append(line[6:])
             elif line == "data:":
                 lines.append("")
-        events.append((eid, "\n".join(lines)))
+        if lines:  # (a block of comments only, e.g. the relay's first, is no event)
+            events.append((eid, "\n".join(lines)))
     return events

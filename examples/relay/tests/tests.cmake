@@ -44,7 +44,8 @@ foreach(t fanout churn topics)
 endforeach()
 
 # The pages: static files (www.sh, curl) in each mode; in a real headless
-# Chromium (browser.sh) in the default and kernel modes, its screenshots in the build tree.
+# Chromium (browser.sh) in the default and kernel modes, and in Firefox ESR
+# in the default mode, their screenshots in the build tree.
 foreach(mode default kernel userland)
   _relay_add_test(relay_www_${mode} www ${mode} 1)
 endforeach()
@@ -56,6 +57,10 @@ set_property(TEST relay_browser_default APPEND PROPERTY ENVIRONMENT
 _relay_add_test(relay_browser_kernel browser kernel 1)
 set_property(TEST relay_browser_kernel APPEND PROPERTY ENVIRONMENT
   "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots/kernel")
+# The same pages and checks in Firefox (over WebDriver BiDi).
+_relay_add_test(relay_browser_firefox browser default 1)
+set_property(TEST relay_browser_firefox APPEND PROPERTY ENVIRONMENT
+  "RELAY_BROWSER=firefox" "RELAY_SCREENSHOTS=${CMAKE_BINARY_DIR}/relay-screenshots/firefox")
 # The benchmark's WebSocket load client (loadgen ws) and Node server.
 set(_relay_timeout_wsload 180)
 _relay_add_test(relay_wsload_default wsload default 1)
