@@ -72,8 +72,10 @@ async def one_run(relay, args, n, batch, work):
                 chunk = await r.read(1 << 20)
                 if not chunk:
                     raise RuntimeError("the subscriber was closed after %d events" % got)
-                # an event's end may straddle two reads (events start with "id:")
-                got += (prev + chunk).count(b"\n\n")
+                # an event's end may straddle two reads (events start with
+                # "id:"); the comment the relay may send first is no event
+                buf = prev + chunk
+                got += buf.count(b"\n\n") - buf.count(b": subscribed\n\n")
                 prev = chunk[-1:]
             return time.monotonic()
         t_sub = asyncio.create_task(sub())
