@@ -315,7 +315,8 @@ int main(int argc, char **argv)
 
 		topics_init(R.epfd, &to);
 		www_init(R.opt.www);
-		if (R.opt.redis && redis_init(R.opt.redis, R.epfd, R.opt.max_message) < 0) {
+		if (R.opt.redis &&
+		    redis_init(R.opt.redis, R.epfd, R.opt.max_message, R.opt.history) < 0) {
 			logmsg("bad --redis '%s': expected HOST:PORT", R.opt.redis);
 			return 1;
 		}

@@ -94,6 +94,13 @@ struct sub {
 	struct ws_parser *wp;
 	size_t discarded;
 	struct sub *lnext, *lprev; /* closing/linger list */
+	/* An SSE resume from Redis's history (redis_history_fetch): until the
+	 * answer, live messages queue in the backlog and nothing is written
+	 * (hold); after it, live messages up to skip_upto are the fetched
+	 * ones again, and are not queued. */
+	bool hold;
+	uint64_t token, resume_after, skip_upto;
+	struct sub *hnext;        /* the holding list */
 	struct sub *next_dead;
 };
 
@@ -130,6 +137,8 @@ static struct {
 	struct iovec iov[2 * BATCH_MSGS];
 	struct topic_totals tot;
 	uint64_t close_timeout_ns; /* how long a closing subscriber may drain */
+	struct sub *holding;      /* subscribers waiting for Redis's history */
+	uint64_t tokens;
 } T;
 
 /* ---- messages ------------------------------------------------------------ */
@@ -531,7 +540,7 @@ static void sub_epoll(struct sub *s)
 
 	if (s->reading)
 		ev.events |= EPOLLIN | EPOLLRDHUP;
-	if (s->bl_n)
+	if (s->bl_n && !s->hold)
 		ev.events |= EPOLLOUT;
 	if (epoll_ctl(T.epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
 		logmsg("epoll_ctl(MOD subscriber fd %d): %s", s->fd, strerror(errno));
@@ -556,6 +565,14 @@ static void sub_detach(struct sub *s)
 
 	if (!t)
 		return;
+	if (s->hold) {
+		struct sub **pp = &T.holding;
+
+		while (*pp != s)
+			pp = &(*pp)->hnext;
+		*pp = s->hnext;
+		s->hold = false;
+	}
 	if (s->st == S_READY)
 		slist_remove(&t->ready[s->kind], s);
 	else
@@ -689,7 +706,7 @@ static void bl_flush(struct sub *s)
 	size_t ret, i, done = 0;
 	int cnt = 0, err;
 
-	if (!s->bl_n)
+	if (!s->bl_n || s->hold)
 		return;
 	for (i = 0; i < s->bl_n && cnt <= 2 * BATCH_MSGS - 2; i++)
 		cnt += msg_iov(s->bl[(s->bl_head + i) % s->bl_cap], s->kind, iov + cnt);
@@ -746,7 +763,7 @@ static void bl_flush(struct sub *s)
 		return;
 	s->bl_off = 0;
 	s->bl_bytes = 0;
-	if (s->st == S_BEHIND)
+	if (s->st == S_BEHIND && !s->skip_upto) /* else its live messages are filtered */
 		become_ready(s);
 	else if (s->st == S_CLOSING)
 		closing_flushed(s);
@@ -972,6 +989,22 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 	vlogmsg("subscriber fd %d on topic %s (%s)", fd, t->name,
 		kind == SUB_WSZ ? "websocket, permessage-deflate" : kind == SUB_WS ? "websocket" :
 		kind == SUB_SSE ? "sse" : "stream");
+	/* SSE resume from Redis's history: this node has not had all of the
+	 * topic's messages since Last-Event-ID.  Live messages queue meanwhile
+	 * (topic_resume_done). */
+	if (kind == SUB_SSE && req && req->has_last_event_id && T.o.history &&
+	    !redis_history_local(t->name, req->last_event_id)) {
+		s->hold = true;
+		s->token = ++T.tokens;
+		s->resume_after = req->last_event_id;
+		s->hnext = T.holding;
+		T.holding = s;
+		become_behind(s);
+		if (redis_history_fetch(t->name, req->last_event_id, s->token) == 0)
+			return 0;
+		topic_resume_done(s->token, NULL, 0);
+		return 0;
+	}
 	/* SSE resume: the kept text messages after Last-Event-ID, in order */
 	if (kind == SUB_SSE && req && req->has_last_event_id && T.o.history) {
 		for (unsigned i = 0; i < t->hist_n; i++) {
@@ -989,6 +1022,109 @@ int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct h
 	if (prelen && is_ws(kind) && s->st != S_DEAD)
 		ws_input(s, pre, prelen);
 	return 0;
+}
+
+/* Redis's answer for a holding SSE subscriber: its backlog becomes the
+ * messages after its Last-Event-ID from three lists in id order, each id
+ * once: Redis's history (v), this node's history (what went out here;
+ * Redis may lack it, e.g. restarted; not below Redis's oldest, which would
+ * leave a gap in the middle rather than at the start), and the live
+ * messages queued since it arrived.  Redis may have answered before the subscription brought the
+ * latest of the fetched messages: live ones up to the last fetched id are
+ * skipped (skip_upto).  No write here: the next EPOLLOUT does it. */
+void topic_resume_done(uint64_t token, const struct hist_msg *v, size_t n)
+{
+	struct sub **pp = &T.holding, *s;
+	struct topic *t;
+	struct msg **out;
+	size_t nout = 0, iv = 0, ih = 0, ib = 0, cap;
+	uint64_t last, lfloor = n ? v[0].id : 0;
+
+	while (*pp && (*pp)->token != token)
+		pp = &(*pp)->hnext;
+	s = *pp;
+	if (!s)
+		return; /* gone meanwhile */
+	*pp = s->hnext;
+	s->hold = false;
+	t = s->t;
+	last = s->resume_after;
+	cap = n + (t ? t->hist_n : 0) + s->bl_n;
+	out = malloc(sizeof(*out) * (cap ? cap : 1));
+	if (!out || !t) {
+		free(out);
+		sub_close(s, true);
+		return;
+	}
+	for (;;) {
+		/* the smallest next id of the three, above the last taken */
+		struct msg *hm = NULL, *bm = NULL, *m = NULL;
+		uint64_t id = UINT64_MAX;
+
+		while (iv < n && v[iv].id <= last)
+			iv++;
+		while (ih < t->hist_n &&
+		       ((hm = t->hist[(t->hist_head + ih) % T.o.history])->seq <= last ||
+			hm->seq < lfloor ||
+			hm->seq > t->sent_seq)) /* not sent yet: the fan-out brings it */
+			hm = NULL, ih++;
+		if (ih >= t->hist_n)
+			hm = NULL;
+		while (ib < s->bl_n && (bm = s->bl[(s->bl_head + ib) % s->bl_cap])->seq <= last)
+			bm = NULL, ib++;
+		if (ib >= s->bl_n)
+			bm = NULL;
+		if (iv < n)
+			id = v[iv].id;
+		if (hm && hm->seq < id)
+			id = hm->seq;
+		if (bm && bm->seq < id)
+			id = bm->seq;
+		if (id == UINT64_MAX)
+			break;
+		if (bm && bm->seq == id) {
+			m = bm;
+			m->refs++;
+		} else if (hm && hm->seq == id) {
+			m = hm;
+			m->refs++;
+		} else {
+			struct iovec iov = { (void *)v[iv].data, v[iv].len };
+
+			m = msg_new(MSG_TEXT, &iov, 1);
+			if (m) {
+				m->seq = id;
+				if (msg_make_sse(m) < 0) {
+					msg_unref(m);
+					m = NULL;
+				}
+			}
+		}
+		last = id;
+		if (m)
+			out[nout++] = m;
+	}
+	bl_clear(s, 0); /* nothing of it was written (hold) */
+	s->bl_bytes = 0;
+	for (iv = 0; iv < nout && bl_push(s, out[iv]) == 0; iv++)
+		;
+	for (size_t i = 0; i < nout; i++)
+		msg_unref(out[i]);
+	free(out);
+	if (iv < nout) { /* no gap: rather no resume */
+		sub_close(s, true);
+		return;
+	}
+	/* what the fan-out brings from now on is above t->sent_seq */
+	s->skip_upto = last > t->sent_seq ? last : 0;
+	if (s->bl_bytes > T.o.max_backlog)
+		sub_drop(s);
+	else if (s->bl_n)
+		sub_epoll(s);
+	else if (!s->skip_upto)
+		become_ready(s);
+	else
+		sub_epoll(s);
 }
 
 /* ---- fan-out ------------------------------------------------------------- */
@@ -1017,14 +1153,19 @@ static void fan_batch(struct topic *t, enum sub_kind k, struct msg **ms, size_t 
 	/* Subscribers with a backlog get the batch queued behind it. */
 	for (j = t->behind.n - 1; j >= 0; j--) {
 		struct sub *s = t->behind.v[j];
+		bool was_empty = !s->bl_n;
 
 		if (s->kind != k)
 			continue;
 		for (i = 0; i < nm; i++)
-			if (msg_size(ms[i], k) && bl_push(s, ms[i]) < 0)
+			if (msg_size(ms[i], k) && ms[i]->seq > s->skip_upto && bl_push(s, ms[i]) < 0)
 				break;
+		if (s->skip_upto && s->skip_upto <= ms[nm - 1]->seq)
+			s->skip_upto = 0; /* the live messages are past the fetched ones */
 		if (i < nm || s->bl_bytes > T.o.max_backlog)
 			sub_drop(s);
+		else if (was_empty && s->bl_n)
+			sub_epoll(s); /* behind with nothing queued (skip_upto): EPOLLOUT now */
 	}
 	n = rl->n;
 	if (n == 0)

@@ -59,6 +59,15 @@ int topic_publish(const char *name, const struct iovec *iov, int iovcnt, enum ms
  * else the next one: a Redis that lost its counter). */
 int topic_publish_id(const char *name, const struct iovec *iov, int iovcnt, enum msg_type type,
 		     uint64_t id);
+/* A text message of the topic's history in Redis (redis.c). */
+struct hist_msg {
+	uint64_t id;
+	const void *data;
+	size_t len;
+};
+/* The answer to redis_history_fetch(token): the kept text messages after the
+ * subscriber's Last-Event-ID, in id order (v NULL: none could be had). */
+void topic_resume_done(uint64_t token, const struct hist_msg *v, size_t n);
 /* The id of the topic's last message here (0: none, or no such topic). */
 uint64_t topic_last_id(const char *name);
 bool topic_has_subscribers(const char *name);

@@ -120,6 +120,37 @@ stop_relay() { # SIGTERM, expect a clean exit 0 within 10 s
 	RELAY_PID=
 }
 
+# start_redis: a redis-server on a free private port (RPORT), without
+# persistence, and $W/redisctl.sh {start|stop} to restart it there.  The
+# caller's EXIT trap must run "bash $W/redisctl.sh stop" (it runs daemonized).
+start_redis() {
+	RPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	cat >"$W/redisctl.sh" <<EOT
+case \$1 in
+start)
+	redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no --dir "$W" \
+		--daemonize yes --pidfile "$W/redis.pid" --logfile "$W/redis.log" || exit 1
+	for i in \$(seq 100); do redis-cli -p $RPORT ping >/dev/null 2>&1 && exit 0; sleep 0.1; done
+	exit 1 ;;
+stop)
+	pid=\$(cat "$W/redis.pid") && kill -9 "\$pid"
+	while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done ;;
+esac
+EOT
+	bash "$W/redisctl.sh" start || die "redis-server did not start on port $RPORT"
+	log "redis-server on 127.0.0.1:$RPORT"
+}
+
+# start_node LOG ARGS...: one more relay (start_relay's is node 1) with its
+# own log; sets NODE_PID, NODE_PORT.
+start_node() {
+	local out=$1; shift
+	"$RELAY" $(mode_args) "$@" >"$out" 2>&1 &
+	NODE_PID=$!
+	wait_until 10 grep -q 'viewers on http://' "$out" || die "a relay node did not start ($out)"
+	NODE_PORT=$(sed -n 's#.*viewers on http://[^ ]*:\([0-9][0-9]*\)/.*#\1#p' "$out")
+}
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ts_file OUT SECONDS BITRATE: an MPEG-TS test stream from ffmpeg, padded to a

@@ -3,7 +3,7 @@
 #   RELAY LOADGEN LOADER MODE THREADS
 # The kernel variants load the BPF program with writevv-loader when the relay
 # reports it missing, and fail (never skip) if kernel mode cannot be used.
-set(_relay_tests fanout churn http topics topics_deflate wsabuse ffmpeg_ws redis stall)
+set(_relay_tests fanout churn http topics topics_deflate wsabuse ffmpeg_ws redis redishist stall)
 set(_relay_timeout_fanout 240)
 set(_relay_timeout_churn 180)
 set(_relay_timeout_http 120)
@@ -12,6 +12,7 @@ set(_relay_timeout_topics_deflate 180)
 set(_relay_timeout_wsabuse 180)
 set(_relay_timeout_ffmpeg_ws 120)
 set(_relay_timeout_redis 180)
+set(_relay_timeout_redishist 120)
 set(_relay_timeout_www 120)
 set(_relay_timeout_stall 120)
 
