@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -155,6 +156,29 @@ static int udp_socket(struct sockaddr_in *bound)
 	return s;
 }
 
+/* Wait until the RST has reset its socket (POLLERR and POLLHUP, which
+ * poll reports whatever is asked) and the FIN has been acknowledged, so
+ * that both worlds' calls meet the same states, however late the machine's
+ * load lets the kernel process them. 20 s: only a guard against a hang. */
+static void wait_peers_heard(struct world *w)
+{
+	struct pollfd p = { w->fd[K_TCP_RESET], 0, 0 };
+	int outq = -1, waited;
+
+	assert_int_equal(poll(&p, 1, 20000), 1);
+	assert_true(p.revents & POLLERR);
+	for (waited = 0;; waited++) {
+		assert_int_equal(ioctl(w->fd[K_TCP_SHUT_WR], SIOCOUTQ, &outq), 0);
+		if (outq == 0)
+			break;
+		if (waited >= 20000) {
+			fprintf(stderr, "the FIN was never acknowledged\n");
+			fail();
+		}
+		usleep(1000);
+	}
+}
+
 static void open_world(struct world *w, const char *tag)
 {
 	struct sockaddr_in a;
@@ -276,7 +300,7 @@ static void open_world(struct world *w, const char *tag)
 	close(w->fd[K_CLOSED]);
 	for (i = 0; i < K_NEG1; i++)
 		assert_true(w->fd[i] >= 0);
-	usleep(10000); /* the RST and the FIN have arrived */
+	wait_peers_heard(w);
 }
 
 static void close_world(struct world *w)
