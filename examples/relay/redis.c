@@ -197,11 +197,15 @@ static void lost(struct link *l, const char *why)
 		logmsg("redis %s:%d: %s (%s link): local delivery goes on; reconnecting every "
 		       "second", RD.host, RD.port, why, l->what);
 	RD.lost_logged = true;
-	if (l == &RD.sub)
+	if (l == &RD.sub) {
+		/* the count was the lost connection's: none until the new one's
+		 * SUBSCRIBE reply (the stats said resubscribed before it came) */
+		RD.channels = 0;
 		for (size_t i = 0; i < RD.ntopics; i++) {
 			RD.topics[i].confirmed = false;
 			flush_pending(&RD.topics[i]); /* nothing brings them back now */
 		}
+	}
 }
 
 static void subscribe_all(void)
