@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -159,6 +160,14 @@ int fleet_open(struct tcp_fleet *f, int n, int nodelay)
 	close(lfd);
 	assert_int_equal(pthread_create(&p->thr, NULL, rx_thread, f), 0);
 	return 0;
+}
+
+void wait_reset(int fd)
+{
+	struct pollfd p = { fd, 0, 0 }; /* POLLERR and POLLHUP come whatever is asked */
+
+	assert_int_equal(poll(&p, 1, 20000), 1);
+	assert_true(p.revents & POLLERR);
 }
 
 void fleet_close(struct tcp_fleet *f)

@@ -75,6 +75,10 @@ int read_bpf_stats(struct wvv_stats *out);
  */
 void fanout_check(struct tcp_fleet *f, const int *idx, int n, const size_t *lens, int nlens,
 		  unsigned call);
+/* Wait until TCP socket fd has been reset by its peer's RST (POLLERR):
+ * the kernel processes it in a softirq that a loaded machine can run late,
+ * and no fixed delay covers that. Fails the test after 20 s (a hang). */
+void wait_reset(int fd);
 /* Stop / restart draining one receiver (its bytes then pile up). */
 void fleet_stop_reading(struct tcp_fleet *f, int i);
 void fleet_start_reading(struct tcp_fleet *f, int i);

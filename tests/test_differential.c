@@ -65,7 +65,8 @@ static void open_set(struct twin_set *s)
 		close(s->tcp.rx[POOL + i]);
 		s->tcp.rx[POOL + i] = -1;
 	}
-	usleep(20000);
+	for (i = 0; i < POOL; i++)
+		wait_reset(s->tcp.tx[POOL + i]);
 }
 
 static void close_set(struct twin_set *s)

@@ -59,7 +59,7 @@ static void test_peer_closes(void **state)
 			setsockopt(f.rx[3], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 			close(f.rx[3]);
 			f.rx[3] = -1;
-			usleep(20000);
+			wait_reset(f.tx[3]);
 		}
 		write_all(&f, 8, 5000, rets, errs, &ret);
 		expect += 5000;

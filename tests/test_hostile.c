@@ -155,6 +155,26 @@ static int udp_socket(struct sockaddr_in *bound)
 	return s;
 }
 
+/* Wait until the RST has reset its socket and the FIN has been acknowledged, so
+ * that both worlds' calls meet the same states, however late the machine's
+ * load lets the kernel process them. 20 s: only a guard against a hang. */
+static void wait_peers_heard(struct world *w)
+{
+	int outq = -1, waited;
+
+	wait_reset(w->fd[K_TCP_RESET]);
+	for (waited = 0;; waited++) {
+		assert_int_equal(ioctl(w->fd[K_TCP_SHUT_WR], SIOCOUTQ, &outq), 0);
+		if (outq == 0)
+			break;
+		if (waited >= 20000) {
+			fprintf(stderr, "the FIN was never acknowledged\n");
+			fail();
+		}
+		usleep(1000);
+	}
+}
+
 static void open_world(struct world *w, const char *tag)
 {
 	struct sockaddr_in a;
@@ -276,7 +296,7 @@ static void open_world(struct world *w, const char *tag)
 	close(w->fd[K_CLOSED]);
 	for (i = 0; i < K_NEG1; i++)
 		assert_true(w->fd[i] >= 0);
-	usleep(10000); /* the RST and the FIN have arrived */
+	wait_peers_heard(w);
 }
 
 static void close_world(struct world *w)

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <linux/sockios.h> /* SIOCOUTQNSD */
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -28,15 +31,53 @@
 #include <cmocka.h>
 
 #include <bpf/bpf.h>
+#include <liburing.h>
 
 #include "engine_choice.h"
 #include "helpers.h"
 #include "call.h"
 #include "internal.h"
+#include "uring_ring.h"
 #include "writevv.h"
 
 #define ARENA 65536            /* WRITEVV_ZC_ARENA for this test: 16 KiB payloads at most */
 #define PAYLOAD (ARENA / 4)
+/* Only a guard against a hang: what is waited for below is the kernel's
+ * doing (a receiver's ACK can be delayed, more so on a loaded machine),
+ * never a stretch of time. */
+#define GUARD_MS 20000
+
+/*
+ * Wait until this thread's ring holds the notifications of all its
+ * zero-copy sends that calls have not taken yet, untaken: they come once
+ * the receivers' ACKs have freed the sockets' references, and the next
+ * call takes them. (Between calls the ring holds nothing else; at most as
+ * many as it has room for: more would wait in the kernel's overflow list.)
+ */
+static void await_notifications(void)
+{
+	struct wvv_zc_counters c;
+	struct wvv_ring *r;
+	int err, waited = 0;
+	unsigned n;
+
+	wvv_zc_counters(&c);
+	n = (unsigned)(c.sends - c.notifs);
+	r = wvv_ring_get(&err);
+	assert_non_null(r);
+	assert_true(n <= r->ring.cq.ring_entries);
+	for (;;) {
+		io_uring_get_events(&r->ring); /* runs the deferred completions */
+		if (io_uring_cq_ready(&r->ring) >= n)
+			return;
+		if (waited++ >= GUARD_MS) {
+			fprintf(stderr, "%u of %u notifications, then none\n",
+				io_uring_cq_ready(&r->ring), n);
+			fail();
+		}
+		usleep(1000);
+	}
+}
 
 static void write_call(const int *fds, int n, unsigned call, size_t len, size_t *rets, int *errs)
 {
@@ -140,14 +181,12 @@ static void test_every_send_notified(void **state)
 	assert_int_equal(after.calls - before.calls + after.no_room - before.no_room, CALLS);
 	/* the buffer holds 8 such payloads: more calls means places were reused */
 	assert_true(after.calls - before.calls > ARENA / len);
-	/* later calls take the notifications that have come since (the
-	 * receivers' delayed acknowledgements included): all of them, soon */
+	/* every send's notification comes (after the receivers' delayed
+	 * acknowledgements too), and the next call takes all that came */
 	sent = after.sends - before.sends;
-	for (call = 0; call < 40 && after.notifs - before.notifs < sent; call++) {
-		usleep(50000);
-		write_call(f.tx, 1, CALLS + (unsigned)call, len, rets, errs);
-		wvv_zc_counters(&after);
-	}
+	await_notifications();
+	write_call(f.tx, 1, CALLS, len, rets, errs);
+	wvv_zc_counters(&after);
 	assert_true(after.notifs - before.notifs >= sent);
 	fleet_close(&f);
 }
@@ -319,7 +358,7 @@ static void test_copied_targets_get_copies(void **state)
 	fleet_open(&f, N, 1);
 	wvv_zc_counters(&c0);
 	zc_call(&f, 0, len, false);
-	usleep(100000); /* the receivers acknowledge */
+	await_notifications(); /* the receivers acknowledged */
 	zc_call(&f, 1, len, false); /* takes the notifications */
 	wvv_zc_counters(&c1);
 	assert_int_equal(c1.sends - c0.sends, 2 * N);
@@ -342,6 +381,7 @@ struct default_run {
 	struct tcp_fleet *f;
 	struct wvv_zc_counters warm, steady, end;
 	bool copied_after_warm;
+	unsigned ncalls; /* calls made, all of 8192 bytes */
 };
 
 static void default_calls(struct tcp_fleet *f, unsigned first, int n, size_t len)
@@ -356,18 +396,35 @@ static void default_calls(struct tcp_fleet *f, unsigned first, int n, size_t len
 static void *default_thread(void *arg)
 {
 	struct default_run *r = arg;
-	struct wvv_zc_counters c0;
+	struct wvv_zc_counters c0, prev, now;
+	unsigned call = 300;
+	int since = -1; /* calls since the recheck's notifications came */
 
 	wvv_zc_counters(&c0); /* a new thread: its own ring, buffer and choices */
 	default_calls(r->f, 0, 300, 8192);
 	wvv_zc_counters(&r->warm);
 	r->copied_after_warm = wvv_zc_mostly_copied();
-	default_calls(r->f, 300, 256, 8192);
-	wvv_zc_counters(&r->steady);
-	/* the last recheck's payload is released with the ACKs: then unpinned */
-	usleep(100000);
-	default_calls(r->f, 556, 16, 8192); /* notifications are looked for once in 8 */
-	wvv_zc_counters(&r->end);
+	/* 256 calls: one rechecks zero-copy. Once its payload is released
+	 * (its notifications came with the ACKs), 8 calls later the buffer is
+	 * unpinned (idle calls look for notifications once in 8): followed
+	 * past the 256 where the recheck came late, never as far as the next
+	 * one, 256 calls after it. */
+	prev = r->warm;
+	while (call < 300 + 256 || (since >= 0 && since < 8)) {
+		default_calls(r->f, call++, 1, 8192);
+		if (since >= 0)
+			since++;
+		wvv_zc_counters(&now);
+		if (call == 300 + 256)
+			r->steady = now;
+		if (now.calls != prev.calls) { /* the recheck */
+			await_notifications();
+			since = 0;
+		}
+		prev = now;
+	}
+	r->end = now;
+	r->ncalls = call;
 	r->steady.calls -= r->warm.calls;
 	r->steady.sends -= r->warm.sends;
 	r->warm.calls -= c0.calls;
@@ -402,9 +459,9 @@ static void test_default_leaves_out_copied_zerocopy(void **state)
 	assert_int_equal(r.end.held, 0);
 	assert_true(r.end.registrations >= 2);
 	for (i = 0; i < N; i++)
-		assert_int_equal(fleet_wait(&f, i, 572 * 8192, 20000), 0);
+		assert_int_equal(fleet_wait(&f, i, (size_t)r.ncalls * 8192, 20000), 0);
 	for (i = 0; i < N; i++)
-		for (unsigned k = 0; k < 556; k += 37)
+		for (unsigned k = 0; k < r.ncalls; k += 37)
 			assert_int_equal(pattern_check(f.got[i] + k * 8192, 8192, k, 0), 0);
 	fleet_close(&f);
 }
@@ -412,21 +469,129 @@ static void test_default_leaves_out_copied_zerocopy(void **state)
 struct resume_later {
 	struct tcp_fleet *f;
 	pthread_t signal_to;
-	int signal_ms, resume_ms;
+	pid_t tid;           /* signal_to's */
+	bool with_signal;
+	_Atomic bool returned; /* its call returned */
 };
 
+/* The system call thread tid sleeps in (its number, and its first three
+ * arguments in a), or -1 while it runs or sleeps in none. */
+static long blocked_in(pid_t tid, unsigned long a[3])
+{
+	char path[64], line[256];
+	long nr = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fp = fopen(path, "r");
+	if (!fp)
+		return -1;
+	if (!fgets(line, sizeof(line), fp) ||
+	    sscanf(line, "%ld %lx %lx %lx", &nr, &a[0], &a[1], &a[2]) != 4)
+		nr = -1; /* "running" */
+	fclose(fp);
+	return nr;
+}
+
+/* Is thread tid waiting for completions of its ring, submitting nothing
+ * (io_uring_enter(fd, 0, min_complete >= 1, ...))? In this call, only the
+ * finishing sends are waited for so: the first batch's sends never block. */
+static bool waits_in_ring(pid_t tid)
+{
+	unsigned long a[3];
+
+	return blocked_in(tid, a) == SYS_io_uring_enter && a[1] == 0 && a[2] >= 1;
+}
+
+/* Step on when cond holds; after GUARD_MS (a hang) anyway, and the caller's
+ * checks fail. */
+static void step_when(bool (*cond)(struct resume_later *), struct resume_later *r,
+		      const char *what)
+{
+	for (int waited = 0; !cond(r); waited++) {
+		if (waited >= GUARD_MS) {
+			fprintf(stderr, "never %s\n", what);
+			return;
+		}
+		usleep(1000);
+	}
+}
+
+static bool caller_waits_for_finishing_sends(struct resume_later *r)
+{
+	return atomic_load(&r->returned) || waits_in_ring(r->tid);
+}
+
+/* Cancelled, the call finishes as writev would: blocked in a system call
+ * that is not the ring's, or returned. */
+static bool caller_past_the_ring(struct resume_later *r)
+{
+	unsigned long a[3];
+	long nr = blocked_in(r->tid, a);
+
+	return atomic_load(&r->returned) || (nr >= 0 && nr != SYS_io_uring_enter);
+}
+
+/* Signal the caller once it waits for its finishing sends (if asked), and
+ * let the receivers read only then: whatever the machine's load, the
+ * signal comes while the sends wait, and they cannot complete before. */
 static void *resume_later(void *arg)
 {
 	struct resume_later *r = arg;
 
-	if (r->signal_ms) {
-		usleep((useconds_t)r->signal_ms * 1000);
+	step_when(caller_waits_for_finishing_sends, r, "waiting for the finishing sends");
+	if (r->with_signal) {
 		pthread_kill(r->signal_to, SIGUSR1);
+		step_when(caller_past_the_ring, r, "past the ring after the signal");
 	}
-	usleep((useconds_t)(r->resume_ms - r->signal_ms) * 1000);
 	for (int i = 0; i < r->f->n; i++)
 		fleet_start_reading(r->f, i);
 	return NULL;
+}
+
+static int in_flight(int fd)
+{
+	int outq = -1, unsent = -1;
+
+	/* in this order: a send between the two can only make it more */
+	assert_int_equal(ioctl(fd, SIOCOUTQ, &outq), 0);
+	assert_int_equal(ioctl(fd, SIOCOUTQNSD, &unsent), 0);
+	return outq - unsent;
+}
+
+/*
+ * Fill fd until it takes nothing more, also once every byte it sent has
+ * been acknowledged (what was in flight has moved to the receiver, which
+ * reads nothing, and the window is closed): room in a send queue comes
+ * from acknowledgements only, and then none is coming. Returns the bytes
+ * of fill written in all (pre on entry).
+ */
+static size_t fill_until_full(int fd, const unsigned char *fill, size_t fill_len, size_t pre)
+{
+	int fl = fcntl(fd, F_GETFL), waited;
+	size_t took;
+
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	do {
+		ssize_t w;
+
+		took = 0;
+		while ((w = send(fd, fill, fill_len - pre % fill_len, 0)) > 0) {
+			pre += (size_t)w;
+			took += (size_t)w;
+		}
+		assert_int_equal(errno, EAGAIN);
+		for (waited = 0; in_flight(fd) != 0; waited++) {
+			if (waited >= GUARD_MS) {
+				fprintf(stderr, "fd %d: %d bytes in flight, never acknowledged\n", fd,
+					in_flight(fd));
+				fail();
+			}
+			usleep(1000);
+		}
+	} while (took);
+	fcntl(fd, F_SETFL, fl);
+	return pre;
 }
 
 static void on_usr1(int sig)
@@ -447,37 +612,27 @@ static void short_blocking_targets(bool with_signal)
 	struct tcp_fleet f;
 	struct wvv_zc_counters before, after;
 	struct resume_later r = { .f = &f, .signal_to = pthread_self(),
-				  .signal_ms = with_signal ? 150 : 0, .resume_ms = 400 };
+				  .tid = (pid_t)syscall(SYS_gettid), .with_signal = with_signal };
 	struct sigaction sa = { .sa_handler = on_usr1 }, old;
 	size_t rets[N], len = PAYLOAD, pre[N] = { 0 };
 	unsigned char fill[4096];
-	int errs[N], i, fl;
+	int errs[N], i;
 	pthread_t t;
 
 	must_set_mode(WRITEVV_MODE_ZEROCOPY);
 	fleet_open(&f, N, 1);
-	/* fill each connection until it takes nothing more, also after what
-	 * was queued has moved to the (not reading) receiver */
+	/* earlier tests' payloads released: the call finds room for this one */
+	await_notifications();
 	pattern_fill(fill, sizeof(fill), 100, 0);
-	usleep(300000); /* earlier tests' payloads released */
-	for (int round = 0; round < 4; round++) {
-		for (i = 0; i < N; i++) {
-			ssize_t w;
-
-			fleet_stop_reading(&f, i);
-			fl = fcntl(f.tx[i], F_GETFL);
-			fcntl(f.tx[i], F_SETFL, fl | O_NONBLOCK);
-			while ((w = send(f.tx[i], fill, sizeof(fill) - pre[i] % sizeof(fill), 0)) > 0)
-				pre[i] += (size_t)w;
-			assert_int_equal(errno, EAGAIN);
-			fcntl(f.tx[i], F_SETFL, fl);
-		}
-		usleep(50000);
-	}
+	for (i = 0; i < N; i++)
+		fleet_stop_reading(&f, i);
+	for (i = 0; i < N; i++)
+		pre[i] = fill_until_full(f.tx[i], fill, sizeof(fill), 0);
 	sigaction(SIGUSR1, &sa, &old); /* no SA_RESTART: a blocked writev returns */
 	wvv_zc_counters(&before);
 	assert_int_equal(pthread_create(&t, NULL, resume_later, &r), 0);
 	write_call(f.tx, N, 9, len, rets, errs);
+	atomic_store(&r.returned, true);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	sigaction(SIGUSR1, &old, NULL);
 	wvv_zc_counters(&after);

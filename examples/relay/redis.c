@@ -283,11 +283,15 @@ static void lost(struct link *l, const char *why)
 		fetches_fail(&RD.topics[i]);
 	}
 	RD.awaiting = 0;
-	if (l == &RD.sub)
+	if (l == &RD.sub) {
+		/* the count was the lost connection's: none until the new one's
+		 * SUBSCRIBE reply (the stats said resubscribed before it came) */
+		RD.channels = 0;
 		for (size_t i = 0; i < RD.ntopics; i++) {
 			RD.topics[i].confirmed = false;
 			flush_pending(&RD.topics[i]); /* nothing brings them back now */
 		}
+	}
 }
 
 static void on_load_reply(redisAsyncContext *ac, void *r, void *priv)
