@@ -893,13 +893,11 @@ static void sub_readable(struct sub *s)
 			return;
 		}
 		if (r == 0) {
-			if (s->st == S_LINGER || is_ws(s->kind)) {
-				sub_close(s, false);
-			} else {
-				/* a stream/SSE client may half-close and still watch */
-				s->reading = false;
-				sub_epoll(s);
-			}
+			/* The client is gone: a subscriber sends nothing after its
+			 * request (a WebSocket a close frame first), so its EOF is
+			 * not a half-close to keep serving (nginx takes it so too);
+			 * it leaves /stats's counts now, not at a failed write. */
+			sub_close(s, false);
 			return;
 		}
 		if (s->st == S_LINGER || s->st == S_CLOSING || !is_ws(s->kind)) {

@@ -133,6 +133,36 @@ async def pipelined_answers(loop):
           [b for _, b in got] == [b"q%d" % i for i in range(1, 9)], "(got %s)" % got)
 
 
+async def gone_subscribers():
+    """Subscribers whose clients end (curl -N killed, a WebSocket's TCP close
+    without a close frame) leave /stats at once, with no message to the topic."""
+    procs = [subprocess.Popen(["curl", "-sS", "-N", "--max-time", "60", url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for url in ["http://%s/sse/E" % BASE] * 2 + ["http://%s/stream/E" % BASE] * 2 +
+             ["http://%s/" % BASE]]
+    r, w = await asyncio.open_connection("127.0.0.1", PORT)
+    w.write(b"GET /ws/E HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    await w.drain()
+    status, _ = await rt.read_response(r)
+    check("gone: raw WebSocket subscriber upgraded", status == 101)
+
+    def counts():
+        st = rt.stats(PORT)
+        e = st["topics"].get("E", {})
+        return (e.get("sse", 0), e.get("stream", 0), e.get("websocket", 0), st["viewers"])
+    await rt.wait_for(lambda: counts() == (2, 2, 1, 1), 10, "E subscribers and a viewer joined")
+    check("gone: /stats counts 2 SSE, 2 stream, 1 WebSocket on E and 1 viewer",
+          counts() == (2, 2, 1, 1), "(%s)" % (counts(),))
+    for k, p in enumerate(procs):
+        p.kill() if k % 2 else p.terminate()
+        p.wait()
+    w.close()
+    await rt.wait_for(lambda: counts() == (0, 0, 0, 0), 10, "gone subscribers left")
+    check("gone: curl -N clients killed, a WebSocket TCP-closed: /stats counts 0 on E and "
+          "0 viewers", counts() == (0, 0, 0, 0), "(%s)" % (counts(),))
+
+
 async def main():
     loop = asyncio.get_running_loop()
     procs = []
@@ -374,6 +404,7 @@ async def main():
           st["message_writevv_calls"] < st["deliveries"])
     check("stats: engine is named", isinstance(st["engine"], str) and st["engine"] != "unknown")
     await pipelined_answers(loop)
+    await gone_subscribers()
     nsubs = PY_WS_A + PY_WS_B + PY_WS_C + len(node_urls) + SSE_A + STREAM_B
     log("summary: %d subscribers checked every message (%d text on A, %d binary on B, %d on C)"
         % (nsubs, N_TEXT, N_BIN, N_PUBS * N_PER_PUB))
