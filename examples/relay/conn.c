@@ -93,12 +93,32 @@ static void conn_to_topic(struct hconn *c)
 	epoll_ctl(R.epfd, EPOLL_CTL_DEL, fd, NULL);
 	c->fd = -1;
 	conn_free_later(c);
-	if (c->after == AFTER_PUB)
+	if (c->after == AFTER_PUB) {
+		char *held = c->out;
+
+		c->out = NULL;
 		topic_publisher(c->topic, fd, c->req, (unsigned char *)c->in + c->req_end,
-				c->inlen - c->req_end);
-	else
+				c->inlen - c->req_end, held, c->outlen);
+	} else
 		topic_subscribe(c->topic, fd, c->sub_kind, c->req,
 				(unsigned char *)c->in + c->req_end, c->inlen - c->req_end);
+}
+
+/* Append to what is to be written (answers held for earlier pipelined
+ * requests come first: one send for all). */
+static int conn_out_add(struct hconn *c, const void *a, size_t alen, const void *b, size_t blen)
+{
+	char *o = realloc(c->out, c->outlen + alen + blen);
+
+	if (!o)
+		return -1;
+	memcpy(o + c->outlen, a, alen);
+	if (blen)
+		memcpy(o + c->outlen + alen, b, blen);
+	c->out = o;
+	c->outlen += alen + blen;
+	c->outoff = 0;
+	return 0;
 }
 
 static void conn_flush(struct hconn *c)
@@ -146,16 +166,10 @@ static void conn_respond(struct hconn *c, int status, const char *ctype,
 		     status, http_reason(status), ctype, bodylen, extra ? extra : "");
 	if (head_only)
 		bodylen = 0;
-	c->out = malloc((size_t)n + bodylen);
-	if (!c->out) {
+	if (conn_out_add(c, hdr, (size_t)n, body, bodylen) < 0) {
 		conn_close(c);
 		return;
 	}
-	memcpy(c->out, hdr, (size_t)n);
-	if (bodylen)
-		memcpy(c->out + n, body, bodylen);
-	c->outlen = (size_t)n + bodylen;
-	c->outoff = 0;
 	c->st = H_WRITE;
 	conn_flush(c);
 }
@@ -183,14 +197,10 @@ static void conn_error_allow(struct hconn *c, const char *allow)
 /* Send a response head (no body, no length), then hand the connection on. */
 static void conn_head_then(struct hconn *c, const char *hdr, int n, int after)
 {
-	c->out = malloc((size_t)n);
-	if (!c->out) {
+	if (conn_out_add(c, hdr, (size_t)n, NULL, 0) < 0) {
 		conn_close(c);
 		return;
 	}
-	memcpy(c->out, hdr, (size_t)n);
-	c->outlen = (size_t)n;
-	c->outoff = 0;
 	c->st = H_WRITE;
 	c->after = after;
 	conn_flush(c);
@@ -384,9 +394,19 @@ static void conn_request(struct hconn *c, size_t end)
 			conn_close(c);
 			return;
 		}
-		c->out = page.buf;
-		c->outlen = page.len;
-		c->outoff = 0;
+		if (!c->out) {
+			c->out = page.buf;
+			c->outlen = page.len;
+			c->outoff = 0;
+		} else {
+			int rc = conn_out_add(c, page.buf, page.len, NULL, 0);
+
+			free(page.buf);
+			if (rc < 0) {
+				conn_close(c);
+				return;
+			}
+		}
 		c->st = H_WRITE;
 		conn_flush(c);
 	} else {
@@ -480,16 +500,24 @@ void relay_linger_conn(int fd)
 	conn_linger(c);
 }
 
-/* A kept-alive connection (after POST /pub/) reads its next request here. */
-void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen)
+/* A kept-alive connection (after POST /pub/) reads its next request here.
+ * Held answers wait only for a request that is here already. */
+void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen, char *held,
+		      size_t heldlen)
 {
 	struct hconn *c;
 	size_t end;
 
 	if (R.finishing || !(c = conn_new(fd))) {
+		if (heldlen && send(fd, held, heldlen, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+			/* best effort: the connection is closed anyway */
+		}
+		free(held);
 		close(fd);
 		return;
 	}
+	c->out = held;
+	c->outlen = held ? heldlen : 0;
 	if (prelen > sizeof(c->in)) {
 		conn_error(c, 431);
 		return;
@@ -501,6 +529,15 @@ void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen)
 		/* parsed by the main loop, not here: pipelined requests would recurse */
 		c->next_ready = R.ready_conns;
 		R.ready_conns = c;
+	} else if (c->outlen) {
+		/* not held for a request still to come (pub_answer() holds none so) */
+		ssize_t r = send(fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		free(c->out);
+		c->out = NULL;
+		if (r != (ssize_t)c->outlen)
+			conn_close(c);
+		c->outlen = 0;
 	}
 }
 

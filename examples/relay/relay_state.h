@@ -37,7 +37,7 @@ struct hconn {
 	uint64_t deadline;
 	struct hconn *prev, *next, *next_dead;
 	struct hconn *next_ready;   /* holds a whole request already (pipelining) */
-	char *out;
+	char *out;   /* in H_READ: answers to earlier pipelined requests, held */
 	char in[HTTP_MAX_HEADER];
 };
 

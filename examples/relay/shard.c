@@ -89,7 +89,7 @@ static int ensure_scratch(struct shard *sh, int n)
 
 static void set_epollout(struct shard *sh, struct viewer *v, bool on)
 {
-	struct epoll_event ev = { .events = on ? EPOLLOUT : 0, .data.ptr = v };
+	struct epoll_event ev = { .events = EPOLLRDHUP | (on ? EPOLLOUT : 0), .data.ptr = v };
 
 	if (epoll_ctl(sh->epfd, EPOLL_CTL_MOD, v->fd, &ev) < 0)
 		logmsg("epoll_ctl(MOD viewer fd %d): %s", v->fd, strerror(errno));
@@ -196,7 +196,9 @@ void shard_add_viewer(struct shard *sh, int fd)
 	v->pos = sh->head;
 	v->limit = UINT64_MAX;
 	v->state = sh->opt->ts_align ? V_WAIT : V_READY;
-	ev.events = 0; /* EPOLLERR and EPOLLHUP are always reported */
+	/* EPOLLERR and EPOLLHUP are always reported; EPOLLRDHUP: the viewer's
+	 * EOF (a viewer sends nothing after its request) is it gone */
+	ev.events = EPOLLRDHUP;
 	ev.data.ptr = v;
 	if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		logmsg("epoll_ctl(ADD viewer): %s", strerror(errno));
@@ -356,7 +358,7 @@ void shard_viewer_event(struct shard *sh, struct viewer *v, uint32_t events)
 		t0 = thread_cpu_ns();
 	if (v->state == V_BEHIND && (events & EPOLLOUT))
 		catch_up(sh, v);
-	if (v->state != V_CLOSED && (events & (EPOLLERR | EPOLLHUP))) {
+	if (v->state != V_CLOSED && (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
 		int err = 0;
 		socklen_t sl = sizeof(err);
 

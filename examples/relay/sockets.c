@@ -188,12 +188,20 @@ void log_emfile(int err)
 		       "(sysctl -w fs.file-max=...); new connections are refused");
 }
 
-/* accept4() that survives EMFILE: refuse the connection instead of spinning. */
+/* accept4() that survives EMFILE: refuse the connection instead of spinning.
+ * TCP_NODELAY: the relay writes each answer, and each tick's frames for a
+ * subscriber, in one call already; Nagle would only hold a small write (the
+ * next pipelined answer, a small frame) until the client's delayed ACK. */
 int accept_one(int lfd)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 
-	if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+	if (fd >= 0) {
+		/* the listeners are TCP (IPv4 or IPv6); best effort all the same */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		return fd;
+	}
+	if (errno != EMFILE && errno != ENFILE)
 		return fd;
 	log_emfile(errno);
 	if (R.spare_fd >= 0) {

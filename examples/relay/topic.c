@@ -34,6 +34,7 @@
 #define CLOSE_TIMEOUT_NS (2ULL * 1000000000ULL)
 #define BODY_TIMEOUT_NS (30ULL * 1000000000ULL)
 #define PUB_READ 65536
+#define HELD_MAX 16384            /* answers held for pipelined requests; more are sent */
 #define NBUCKETS 1024
 
 struct msg {
@@ -117,6 +118,8 @@ struct pubconn {
 	uint64_t left;            /* Content-Length bytes still to read */
 	unsigned char *body;
 	size_t body_len;
+	char *held;               /* answers to earlier pipelined requests, unsent */
+	size_t held_len;
 	uint64_t deadline;
 	struct pubconn *next, *prev, *next_dead;
 };
@@ -890,13 +893,11 @@ static void sub_readable(struct sub *s)
 			return;
 		}
 		if (r == 0) {
-			if (s->st == S_LINGER || is_ws(s->kind)) {
-				sub_close(s, false);
-			} else {
-				/* a stream/SSE client may half-close and still watch */
-				s->reading = false;
-				sub_epoll(s);
-			}
+			/* The client is gone: a subscriber sends nothing after its
+			 * request (a WebSocket a close frame first), so its EOF is
+			 * not a half-close to keep serving (nginx takes it so too);
+			 * it leaves /stats's counts now, not at a failed write. */
+			sub_close(s, false);
 			return;
 		}
 		if (s->st == S_LINGER || s->st == S_CLOSING || !is_ws(s->kind)) {
@@ -1288,7 +1289,35 @@ static void pub_close(struct pubconn *p)
 	pub_release(p, true);
 }
 
-/* Answer, then either go on with the next request or close cleanly. */
+static int held_add(struct pubconn *p, const char *a, size_t alen)
+{
+	char *h = realloc(p->held, p->held_len + alen);
+
+	if (!h)
+		return -1;
+	memcpy(h + p->held_len, a, alen);
+	p->held = h;
+	p->held_len += alen;
+	return 0;
+}
+
+/* What is held goes now (the connection waits for the client next). */
+static int held_send(struct pubconn *p)
+{
+	ssize_t r = p->held_len ? send(p->fd, p->held, p->held_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+				: 0;
+	int ok = r == (ssize_t)p->held_len;
+
+	free(p->held);
+	p->held = NULL;
+	p->held_len = 0;
+	return ok ? 0 : -1;
+}
+
+/* Answer, then either go on with the next request or close cleanly.  While
+ * the next request is here already (pipelined), the answer is held and goes
+ * with the next one's: one send for all that one read brought, as each
+ * separate small send costs a packet and a wake-up at the client. */
 static void pub_answer(struct pubconn *p, int status, const unsigned char *rest, size_t restlen)
 {
 	char hdr[256];
@@ -1299,12 +1328,26 @@ static void pub_answer(struct pubconn *p, int status, const unsigned char *rest,
 			 keep ? "" : "Connection: close\r\n");
 	int fd = p->fd;
 
-	if (send(fd, hdr, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+	if (held_add(p, hdr, (size_t)n) < 0) {
 		keep = false;
+		held_send(p);
+	} else if (keep && p->held_len < HELD_MAX &&
+		   http_header_end((const char *)rest, restlen)) {
+		char *held = p->held;
+		size_t held_len = p->held_len;
+
+		p->held = NULL;
+		p->held_len = 0;
+		pub_release(p, false);
+		relay_adopt_conn(fd, rest, restlen, held, held_len);
+		return;
+	} else if (held_send(p) < 0) {
+		keep = false;
+	}
 	if (keep) {
 		/* conn.c reads the next request of this connection */
 		pub_release(p, false);
-		relay_adopt_conn(fd, rest, restlen);
+		relay_adopt_conn(fd, rest, restlen, NULL, 0);
 		return;
 	}
 	/* a lingering close, so that the answer is not lost to a reset */
@@ -1425,13 +1468,17 @@ static struct pubconn *pub_new(const char *name, int fd)
 }
 
 void topic_publisher(const char *name, int fd, const struct http_req *req,
-		     const unsigned char *pre, size_t prelen)
+		     const unsigned char *pre, size_t prelen, char *held, size_t heldlen)
 {
 	struct pubconn *p = pub_new(name, fd);
 	struct epoll_event ev;
 
-	if (!p)
+	if (!p) {
+		free(held);
 		return;
+	}
+	p->held = held;
+	p->held_len = held ? heldlen : 0;
 	p->chunked = req->chunked;
 	p->type = strncasecmp(req->content_type, "text/", 5) == 0 ? MSG_TEXT : MSG_BINARY;
 	p->keepalive = req->minor == 1 && !req->conn_close;
@@ -1444,17 +1491,16 @@ void topic_publisher(const char *name, int fd, const struct http_req *req,
 		pub_close(p);
 		return;
 	}
-	if (req->expect_continue && send(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25,
-					 MSG_NOSIGNAL | MSG_DONTWAIT) != 25) {
+	if (req->expect_continue &&
+	    (held_add(p, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0 || held_send(p) < 0)) {
 		pub_close(p);
 		return;
 	}
-	if (!p->chunked && p->left == 0) {
+	if (prelen || (!p->chunked && p->left == 0))
 		pub_data(p, pre, prelen);
-		return;
-	}
-	if (prelen)
-		pub_data(p, pre, prelen);
+	/* the body is still to come: what is held goes now */
+	if (p->fd >= 0 && p->held_len && held_send(p) < 0)
+		pub_close(p);
 }
 
 /*
@@ -1555,6 +1601,7 @@ void topics_reap(void)
 
 		T.dead_pubs = p->next_dead;
 		free(p->body);
+		free(p->held);
 		free(p);
 	}
 }

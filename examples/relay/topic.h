@@ -47,9 +47,11 @@ int topic_check(const char *name, size_t len);
 /* Hand over an accepted connection whose response header was sent. */
 int topic_subscribe(const char *name, int fd, enum sub_kind kind, const struct http_req *req,
 		    const unsigned char *pre, size_t prelen);
-/* A POST /pub/NAME request: the connection reads its body from here on. */
+/* A POST /pub/NAME request: the connection reads its body from here on.
+ * held (malloc'd, taken over; may be NULL): answers to this connection's
+ * earlier pipelined requests, not sent yet (they go before this one's). */
 void topic_publisher(const char *name, int fd, const struct http_req *req,
-		     const unsigned char *pre, size_t prelen);
+		     const unsigned char *pre, size_t prelen, char *held, size_t heldlen);
 /* A raw TCP publisher (a further --ingest): each read is one binary message.
  * *busy is cleared when it ends. */
 void topic_raw_publisher(const char *name, int fd, bool *busy);
@@ -83,8 +85,10 @@ void topics_totals(struct topic_totals *t);
 /* Appends "topics":{...} to buf at *off (bounded by sz). */
 void topics_stats_json(char *buf, size_t sz, size_t *off);
 
-/* conn.c: a connection that goes on with another HTTP request. */
-void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen);
+/* conn.c: a connection that goes on with another HTTP request; held
+ * (malloc'd, taken over; may be NULL) as for topic_publisher(). */
+void relay_adopt_conn(int fd, const unsigned char *pre, size_t prelen, char *held,
+		      size_t heldlen);
 /* conn.c: half-close, read what still comes for a while, then close. */
 void relay_linger_conn(int fd);
 

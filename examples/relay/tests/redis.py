@@ -120,6 +120,16 @@ def check_sub(who, node, texts):
           "(bad %d, got %d + %d)" % (bad, len(seqs[1]), len(seqs[2])))
 
 
+async def back_from_redis(n, phase):
+    """A 204 says handed to Redis, not back from it: the next phase starts
+    once both nodes have had the n messages so far from Redis (else Redis
+    may be stopped with some still on the way, or order a node's last ones
+    after the next phase's first)."""
+    for port in (P1, P2):
+        await rt.wait_for(lambda: redis_stat(port)["received"] >= n, 30,
+                          "node :%d got phase %d back from Redis" % (port, phase))
+
+
 async def main():
     loop = asyncio.get_running_loop()
     ctl = lambda cmd: subprocess.run(["bash", REDIS_CTL, cmd], check=True)
@@ -140,6 +150,7 @@ async def main():
     log("phase 1: both nodes publish")
     c = await asyncio.gather(publish(P1, 1, 1), publish(P2, 2, 1))
     check("phase 1: every POST 204", all(x == [204] * K for x in c))
+    await back_from_redis(2 * K, 1)
 
     log("phase 2: Redis stopped")
     ctl("stop")
@@ -157,6 +168,7 @@ async def main():
                           30, "node :%d reconnected and resubscribed" % port)
     c = await asyncio.gather(publish(P1, 1, 3), publish(P2, 2, 3))
     check("phase 3: every POST 204", all(x == [204] * K for x in c))
+    await back_from_redis(4 * K, 3)
 
     log("phase 4: an SSE client leaves node 1 and resumes on node 2")
     last4a = msg(1, 4, K4A).decode()

@@ -6,6 +6,7 @@
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,93 @@ def check_c(who, got):
     check("%s: %d publishers x %d messages, each publisher's in order, no gap, no duplicate"
           % (who, N_PUBS, N_PER_PUB), ok and bad == 0,
           "(bad %d, counts %s)" % (bad, [len(v) for v in seen.values()]))
+
+
+async def read_to_eof(r):
+    data = b""
+    while True:
+        chunk = await r.read(1 << 16)
+        if not chunk:
+            return data
+        data += chunk
+
+
+async def pipelined_answers(loop):
+    """Answers to pipelined requests (held while the next request is there
+    already, sent together): all of them, in order, whatever comes next."""
+    qsub_ready = loop.create_future()
+    qsub = asyncio.create_task(ws_sub("ws://%s/ws/Q" % BASE, qsub_ready))
+    await rt.wait_for(lambda: rt.stats(PORT)["topics"].get("Q", {}).get("subscribers") == 1,
+                      10, "Q subscriber joined")
+    post = lambda body, extra=b"": (b"POST /pub/Q HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                                    + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    # One write: two POSTs, a chunked one, one with Expect: 100-continue, a 404.
+    r, w = await asyncio.open_connection("127.0.0.1", PORT)
+    w.write(post(b"q1") + post(b"q2") +
+            b"POST /pub/Q HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nq3\r\n0\r\n\r\n" +
+            post(b"q4", b"Expect: 100-continue\r\n") +
+            b"GET /no-such-page HTTP/1.1\r\nHost: x\r\n\r\n")
+    await w.drain()
+    data = await asyncio.wait_for(read_to_eof(r), 10)
+    w.close()
+    codes = [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+    check("pipelined POST, POST, chunked POST, Expect POST, GET 404 in one write: "
+          "204 204 204 100 204 404, in order", codes == [204, 204, 204, 100, 204, 404],
+          "(got %s)" % codes)
+    # Three POSTs and the head of a fourth whose body comes later: the three
+    # answers are not held for it.
+    r, w = await asyncio.open_connection("127.0.0.1", PORT)
+    w.write(post(b"q5") + post(b"q6") + post(b"q7") +
+            b"POST /pub/Q HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 2\r\n\r\n")
+    await w.drain()
+    first = []
+    try:
+        for _ in range(3):
+            first.append((await asyncio.wait_for(rt.read_response(r), 10))[0])
+    except asyncio.TimeoutError:
+        pass
+    w.write(b"q8" + post(b"END", b"Connection: close\r\n"))
+    await w.drain()
+    rest = [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ",
+                                       await asyncio.wait_for(read_to_eof(r), 10))]
+    w.close()
+    check("pipelined: 3 answers before the 4th request's body is sent, then 204 204",
+          first == [204] * 3 and rest == [204, 204], "(got %s then %s)" % (first, rest))
+    got = await asyncio.wait_for(qsub, 10)
+    check("pipelined: the subscriber got q1..q8 in order",
+          [b for _, b in got] == [b"q%d" % i for i in range(1, 9)], "(got %s)" % got)
+
+
+async def gone_subscribers():
+    """Subscribers whose clients end (curl -N killed, a WebSocket's TCP close
+    without a close frame) leave /stats at once, with no message to the topic."""
+    procs = [subprocess.Popen(["curl", "-sS", "-N", "--max-time", "60", url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for url in ["http://%s/sse/E" % BASE] * 2 + ["http://%s/stream/E" % BASE] * 2 +
+             ["http://%s/" % BASE]]
+    r, w = await asyncio.open_connection("127.0.0.1", PORT)
+    w.write(b"GET /ws/E HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    await w.drain()
+    status, _ = await rt.read_response(r)
+    check("gone: raw WebSocket subscriber upgraded", status == 101)
+
+    def counts():
+        st = rt.stats(PORT)
+        e = st["topics"].get("E", {})
+        return (e.get("sse", 0), e.get("stream", 0), e.get("websocket", 0), st["viewers"])
+    await rt.wait_for(lambda: counts() == (2, 2, 1, 1), 10, "E subscribers and a viewer joined")
+    check("gone: /stats counts 2 SSE, 2 stream, 1 WebSocket on E and 1 viewer",
+          counts() == (2, 2, 1, 1), "(%s)" % (counts(),))
+    for k, p in enumerate(procs):
+        p.kill() if k % 2 else p.terminate()
+        p.wait()
+    w.close()
+    await rt.wait_for(lambda: counts() == (0, 0, 0, 0), 10, "gone subscribers left")
+    check("gone: curl -N clients killed, a WebSocket TCP-closed: /stats counts 0 on E and "
+          "0 viewers", counts() == (0, 0, 0, 0), "(%s)" % (counts(),))
 
 
 async def main():
@@ -315,6 +403,8 @@ async def main():
     check("stats: fewer writevv calls than deliveries (coalesced, one call per topic and kind)",
           st["message_writevv_calls"] < st["deliveries"])
     check("stats: engine is named", isinstance(st["engine"], str) and st["engine"] != "unknown")
+    await pipelined_answers(loop)
+    await gone_subscribers()
     nsubs = PY_WS_A + PY_WS_B + PY_WS_C + len(node_urls) + SSE_A + STREAM_B
     log("summary: %d subscribers checked every message (%d text on A, %d binary on B, %d on C)"
         % (nsubs, N_TEXT, N_BIN, N_PUBS * N_PER_PUB))
