@@ -668,6 +668,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 
 /* ---- history (SSE resume on any node) -------------------------------- */
 
+/* No history from Redis for this subscriber: it resumes from this node's. */
+static void fetch_fail(struct fetch *fe)
+{
+	RD.fetch_failed++;
+	topic_resume_done(fe->token, NULL, 0);
+	free(fe);
+}
+
 /* An XREVRANGE reply, newest first: [[ "0-ID", [ "m", body ] ], ...]; to
  * the waiting subscriber in id order, or NULL (no reply: it resumes from
  * this node's history). */
@@ -682,11 +690,9 @@ static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (reply && reply->type == REDIS_REPLY_ARRAY)
 		v = calloc(reply->elements ? reply->elements : 1, sizeof(*v));
 	if (!v) {
-		RD.fetch_failed++;
 		if (reply && reply->type == REDIS_REPLY_ERROR)
 			logmsg("redis XREVRANGE: %s", reply->str);
-		topic_resume_done(fe->token, NULL, 0);
-		free(fe);
+		fetch_fail(fe);
 		return;
 	}
 	for (size_t i = reply->elements; i-- > 0;) {
@@ -723,11 +729,8 @@ static void fetch_send(struct fetch *fe)
 	/* the newest --history entries down to 0-(after+1), the first one after
 	 * the client's id: what a local history of --history messages keeps */
 	if (redisAsyncCommand(RD.pub.ac, on_fetch_reply, fe, "XREVRANGE %s + 0-%llu COUNT %u", key,
-			      (unsigned long long)fe->after + 1, RD.history) != REDIS_OK) {
-		RD.fetch_failed++;
-		topic_resume_done(fe->token, NULL, 0);
-		free(fe);
-	}
+			      (unsigned long long)fe->after + 1, RD.history) != REDIS_OK)
+		fetch_fail(fe);
 }
 
 /* The topic's SUBSCRIBE is confirmed: whatever XREVRANGE does not return
@@ -740,11 +743,8 @@ static void fetches_send(struct rtopic *rt)
 		rt->fetches = fe->next;
 		if (RD.pub.connected)
 			fetch_send(fe);
-		else {
-			RD.fetch_failed++;
-			topic_resume_done(fe->token, NULL, 0);
-			free(fe);
-		}
+		else
+			fetch_fail(fe);
 	}
 }
 
@@ -754,9 +754,7 @@ static void fetches_fail(struct rtopic *rt)
 		struct fetch *fe = rt->fetches;
 
 		rt->fetches = fe->next;
-		RD.fetch_failed++;
-		topic_resume_done(fe->token, NULL, 0);
-		free(fe);
+		fetch_fail(fe);
 	}
 }
 
